@@ -1,0 +1,1 @@
+"""Development corpora (AnnoMI, ESConv) and our standoff alliance-marker annotations."""

@@ -1,0 +1,71 @@
+"""Choose the sessions we code and deal them to coders (seeded, reproducible).
+
+AnnoMI: every low-quality development transcript (rich in ruptures) plus a random sample of
+high-quality ones. ESConv: low-rated conversations (seeker empathy or relevance <= 2, where ruptures
+concentrate) plus a random sample of the rest. A stratified reliability subset is coded by coder A
+and, independently, by coder E. Run: python data/annotations/make_assignments.py
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from alliance_nlp.data.corpora import read_annomi, read_esconv
+
+SEED = 20261124
+N_ANNOMI_HIGH = 32
+N_ESCONV_LOW = 45
+N_ESCONV_OTHER = 50
+PRIMARY = ["A", "B", "C", "D"]
+RELIABILITY_CODER = "E"
+
+
+def _low_rated(meta: dict) -> bool:
+    seeker = meta.get("seeker") or {}
+    try:
+        return min(int(seeker.get("empathy", 5)), int(seeker.get("relevance", 5))) <= 2
+    except ValueError:
+        return False
+
+
+def main() -> None:
+    rng = random.Random(SEED)
+    annomi, esconv = read_annomi(), read_esconv()
+    low = sorted((s for s in annomi.values() if s.meta["mi_quality"] == "low"), key=lambda s: int(s.session))
+    high = sorted((s for s in annomi.values() if s.meta["mi_quality"] == "high"), key=lambda s: int(s.session))
+    high = rng.sample(high, N_ANNOMI_HIGH)
+    es_low = [s for s in esconv.values() if _low_rated(s.meta)]
+    es_rest = [s for s in esconv.values() if not _low_rated(s.meta)]
+    es_low = rng.sample(es_low, min(N_ESCONV_LOW, len(es_low)))
+    es_rest = rng.sample(es_rest, N_ESCONV_OTHER)
+
+    # reliability subset: stratified across both corpora and quality levels
+    rel = low[::3] + high[:4] + es_low[:7] + es_rest[:7]
+    rel_keys = {(s.corpus, s.session) for s in rel}
+    pool = [s for s in low + high + es_low + es_rest if (s.corpus, s.session) not in rel_keys]
+    rng.shuffle(pool)
+    pool.sort(key=lambda s: -len(s.utterances))
+    load = {c: 0 for c in PRIMARY}
+    deal = {c: [] for c in PRIMARY}
+    for s in rel:
+        deal["A"].append(s)
+        load["A"] += len(s.utterances)
+    for s in pool:  # greedy balance by utterance count
+        c = min(PRIMARY, key=lambda k: load[k])
+        deal[c].append(s)
+        load[c] += len(s.utterances)
+    out = {
+        "seed": SEED,
+        "coders": {c: [f"{s.corpus} {s.session}" for s in deal[c]] for c in PRIMARY},
+        "reliability": {"coders": ["A", RELIABILITY_CODER], "sessions": [f"{s.corpus} {s.session}" for s in rel]},
+        "utterances": {**load, RELIABILITY_CODER: sum(len(s.utterances) for s in rel)},
+    }
+    out["coders"][RELIABILITY_CODER] = out["reliability"]["sessions"]
+    path = Path(__file__).with_name("assignments.json")
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out["utterances"]))
+
+
+if __name__ == "__main__":
+    main()
