@@ -1,0 +1,31 @@
+"""Readers for the transcript formats researchers actually have; `read()` picks one.
+
+Each reader module registers itself with `register_reader`; all return a Session with one turn
+per input record (see `alliance_nlp.session`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import InputError
+from ..session import Session
+from .base import READERS, Record, decode_bytes, detect_format, read_text, register_reader, session_from_records
+
+# reader modules register themselves on import
+from . import formats  # noqa: F401,E402
+
+
+def read(path: str | os.PathLike, format: str | None = None, **options) -> Session:
+    """Read a transcript file into a Session; `format` overrides detection (see `READERS`)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "file not found")
+    name = format or detect_format(p)
+    if name not in READERS:
+        raise InputError(p, f"unknown format {name!r}; choose one of: {', '.join(sorted(READERS))}")
+    return READERS[name].read(p, **options)
+
+
+__all__ = ["READERS", "Record", "decode_bytes", "detect_format", "read", "read_text",
+           "register_reader", "session_from_records"]
