@@ -1,0 +1,293 @@
+"""Our alliance-marker annotations: coders' files -> released standoff JSON Lines, reliability, statistics.
+
+Coders write one file per session under data/annotations/raw/<coder>/ (a line per utterance id:
+`<id> -` or `<id> label,label`). Sessions coded twice (assignments.json "reliability") are compared
+(Cohen's kappa, positive agreement) and adjudicated into data/annotations/adjudicated/. The release
+(data/annotations/alliance_markers.v<version>.jsonl) takes the adjudicated codes where they exist and
+the primary coder's elsewhere. Run everything, and refresh the figures in data/codebook.md, with
+
+    python -m alliance_nlp.data.annotations build
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from ..labels import LABELS
+from .corpora import read_corpus
+
+VERSION = "1.0"
+ROOT = Path(__file__).resolve().parents[2] / "data" / "annotations"
+RELEASE_NAME = f"alliance_markers.v{VERSION}.jsonl"
+
+Codes = dict[int, tuple[str, ...]]  # utterance id -> labels
+
+
+def session_filename(corpus: str, session: str) -> str:
+    return f"{corpus}__{session.replace(':', '-')}.txt"
+
+
+def parse_session_filename(name: str) -> tuple[str, str]:
+    corpus, sess = Path(name).stem.split("__", 1)
+    if corpus == "esconv":
+        sess = sess.replace("-", ":", 1)
+    return corpus, sess
+
+
+def read_codes(path: Path) -> Codes:
+    """Parse one coder file; raise ValueError naming the line on anything malformed."""
+    codes: Codes = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"(\d+)\s+(\S+)", line)
+        if not m:
+            raise ValueError(f"{path}:{n}: expected '<id> -' or '<id> label,label', got {line[:40]!r}")
+        uid, labs = int(m.group(1)), m.group(2)
+        labels = [] if labs == "-" else labs.split(",")
+        unknown = sorted(set(labels) - set(LABELS))
+        if unknown:
+            raise ValueError(f"{path}:{n}: unknown label(s) {', '.join(unknown)}; valid: {', '.join(LABELS)}")
+        if uid in codes:
+            raise ValueError(f"{path}:{n}: utterance {uid} coded twice")
+        codes[uid] = tuple(sorted(set(labels), key=LABELS.index))
+    return codes
+
+
+def read_coder(coder: str, root: Path = ROOT) -> dict[tuple[str, str], Codes]:
+    d = root / "raw" / coder
+    return {parse_session_filename(f.name): read_codes(f) for f in sorted(d.glob("*.txt"))} if d.is_dir() else {}
+
+
+def complete(codes: Codes, n_utterances: int) -> bool:
+    return set(codes) == set(range(n_utterances))
+
+
+# ---- agreement --------------------------------------------------------------------------------
+def cohen_kappa(a: list[int], b: list[int]) -> float | None:
+    n = len(a)
+    if n == 0:
+        return None
+    po = sum(x == y for x, y in zip(a, b)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return None if pe == 1 else (po - pe) / (1 - pe)
+
+
+def agreement(pairs: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> dict:
+    """Per-label and pooled Cohen's kappa and positive agreement over paired codes."""
+    out: dict = {"n_utterances": len(pairs), "labels": {}}
+    pooled_a, pooled_b = [], []
+    for lab in LABELS:
+        a = [int(lab in x) for x, _ in pairs]
+        b = [int(lab in y) for _, y in pairs]
+        both = sum(x and y for x, y in zip(a, b))
+        pos = sum(a) + sum(b)
+        out["labels"][lab] = {
+            "kappa": _r(cohen_kappa(a, b)), "positive_agreement": _r(2 * both / pos if pos else None),
+            "positives_coder1": sum(a), "positives_coder2": sum(b), "both": both,
+        }
+        pooled_a += a
+        pooled_b += b
+    kappas = [v["kappa"] for v in out["labels"].values() if v["kappa"] is not None]
+    both = sum(x and y for x, y in zip(pooled_a, pooled_b))
+    out["overall"] = {
+        "mean_kappa": _r(sum(kappas) / len(kappas) if kappas else None),
+        "pooled_kappa": _r(cohen_kappa(pooled_a, pooled_b)),
+        "positive_agreement": _r(2 * both / (sum(pooled_a) + sum(pooled_b)) if pooled_a else None),
+        "exact_label_set_agreement": _r(sum(x == y for x, y in pairs) / len(pairs) if pairs else None),
+    }
+    return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+# ---- build ------------------------------------------------------------------------------------
+def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) -> dict:
+    assignments = json.loads((root / "assignments.json").read_text())
+    rel_coders = assignments["reliability"]["coders"]
+    rel_sessions = {tuple(s.split(" ", 1)) for s in assignments["reliability"]["sessions"]}
+    corpora = {name: read_corpus(name, corpus_dir) for name in ("annomi", "esconv")}
+    coders = {c: read_coder(c, root) for c in assignments["coders"]}
+
+    def n_utts(key):
+        return len(corpora[key[0]][key[1]].utterances)
+
+    problems: list[str] = []
+    for c, sessions in coders.items():
+        for key, codes in sessions.items():
+            if not complete(codes, n_utts(key)):
+                problems.append(f"coder {c}: {key[0]} {key[1]} incomplete ({len(codes)}/{n_utts(key)}); skipped")
+    # reliability: sessions both coders completed
+    c1, c2 = rel_coders
+    rel_pairs, rel_done = [], []
+    for key in sorted(rel_sessions):
+        a, b = coders[c1].get(key), coders[c2].get(key)
+        if a and b and complete(a, n_utts(key)) and complete(b, n_utts(key)):
+            rel_done.append(key)
+            rel_pairs += [(a[i], b[i]) for i in range(n_utts(key))]
+    reliability = agreement(rel_pairs)
+    reliability.update({"coders": rel_coders, "sessions": len(rel_done)})
+
+    adjudicated = {}
+    adj_dir = root / "adjudicated"
+    for f in sorted(adj_dir.glob("*.txt")) if adj_dir.is_dir() else []:
+        key = parse_session_filename(f.name)
+        codes = read_codes(f)
+        if complete(codes, n_utts(key)):
+            adjudicated[key] = codes
+        else:
+            problems.append(f"adjudicated {key}: incomplete; skipped")
+
+    records = []
+    for key in sorted({k for cs in coders.values() for k in cs}, key=lambda k: (k[0], _order(k[1]))):
+        if key in adjudicated:
+            codes, coder = adjudicated[key], "adjudicated"
+        else:
+            primary = next((c for c in assignments["coders"] if c != c2 and key in coders[c]
+                            and complete(coders[c][key], n_utts(key))), None)
+            if primary is None:
+                primary = c2 if key in coders[c2] and complete(coders[c2][key], n_utts(key)) else None
+            if primary is None:
+                continue
+            codes, coder = coders[primary][key], primary
+        sess = corpora[key[0]][key[1]]
+        for u in sess.utterances:
+            records.append({"corpus": key[0], "session": key[1], "utterance": u.utterance,
+                            "speaker": u.speaker, "labels": list(codes[u.utterance]), "coder": coder})
+
+    stats = statistics(records)
+    result = {"version": VERSION, "release": RELEASE_NAME, "utterances": len(records),
+              "sessions": len({(r["corpus"], r["session"]) for r in records}),
+              "adjudicated_sessions": len(adjudicated), "reliability": reliability,
+              "statistics": stats, "problems": problems}
+    if write:
+        with open(root / RELEASE_NAME, "w", encoding="utf-8") as fh:
+            for r in records:
+                fh.write(json.dumps(r) + "\n")
+        (root / "manifest.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _order(session: str):
+    return (session.split(":")[0], int(session.split(":")[-1])) if ":" in session else ("", int(session))
+
+
+def statistics(records: list[dict]) -> dict:
+    table: dict = defaultdict(lambda: defaultdict(Counter))
+    for r in records:
+        for grp in (r["corpus"], "all"):
+            table[grp][r["speaker"]]["utterances"] += 1
+            table[grp]["all"]["utterances"] += 1
+            for lab in r["labels"]:
+                table[grp][r["speaker"]][lab] += 1
+                table[grp]["all"][lab] += 1
+            if not r["labels"]:
+                table[grp][r["speaker"]]["none"] += 1
+                table[grp]["all"]["none"] += 1
+    return {g: {s: dict(c) for s, c in v.items()} for g, v in table.items()}
+
+
+def disagreements(root: Path = ROOT, write_drafts: bool = False) -> list[str]:
+    """List reliability disagreements (ids and both codes, never text); optionally write drafts
+    for the adjudicator with agreed codes filled in and `? c1=... c2=...` on each dispute."""
+    assignments = json.loads((root / "assignments.json").read_text())
+    c1, c2 = assignments["reliability"]["coders"]
+    a_all, b_all = read_coder(c1, root), read_coder(c2, root)
+    lines = []
+    for s in assignments["reliability"]["sessions"]:
+        key = tuple(s.split(" ", 1))
+        a, b = a_all.get(key), b_all.get(key)
+        if not a or not b or set(a) != set(b):
+            continue
+        draft = []
+        for i in sorted(a):
+            if a[i] == b[i]:
+                draft.append(f"{i} {','.join(a[i]) or '-'}")
+            else:
+                draft.append(f"{i} ? {c1}={','.join(a[i]) or '-'} {c2}={','.join(b[i]) or '-'}")
+                lines.append(f"{key[0]} {key[1]} [{i}] {c1}={','.join(a[i]) or '-'} {c2}={','.join(b[i]) or '-'}")
+        if write_drafts:
+            d = root / "adjudication_drafts"
+            d.mkdir(exist_ok=True)
+            (d / session_filename(*key)).write_text("\n".join(draft) + "\n")
+    return lines
+
+
+# ---- codebook figures -------------------------------------------------------------------------
+def render_reliability(res: dict) -> str:
+    rel = res["reliability"]
+    rows = [f"Double-coded: {rel['n_utterances']} utterances in {rel['sessions']} whole sessions, coded "
+            f"independently by coders {rel['coders'][0]} and {rel['coders'][1]} (neither saw the other's "
+            f"codes); disagreements adjudicated into release v{res['version']} "
+            f"({res['adjudicated_sessions']} sessions adjudicated).", "",
+            "| label | Cohen's kappa | positive agreement | positives (coder 1 / coder 2) |",
+            "|---|---|---|---|"]
+    for lab, v in rel["labels"].items():
+        rows.append(f"| `{lab}` | {_f(v['kappa'])} | {_f(v['positive_agreement'])} | "
+                    f"{v['positives_coder1']} / {v['positives_coder2']} |")
+    o = rel["overall"]
+    rows += [f"| **overall** | mean {_f(o['mean_kappa'])}, pooled {_f(o['pooled_kappa'])} | "
+             f"{_f(o['positive_agreement'])} | exact label-set agreement {_f(o['exact_label_set_agreement'])} |"]
+    return "\n".join(rows)
+
+
+def render_stats(res: dict) -> str:
+    st = res["statistics"]
+    rows = [f"Release v{res['version']}: {res['utterances']} utterances in {res['sessions']} sessions "
+            f"(`data/annotations/{res['release']}`).", "",
+            "| corpus | speaker | utterances | " + " | ".join(f"`{l}`" for l in LABELS) + " | no marker |",
+            "|---|---|---|" + "---|" * (len(LABELS) + 1)]
+    for corpus in sorted(st, key=lambda c: (c == "all", c)):
+        for spk in ("therapist", "client", "all"):
+            c = st[corpus].get(spk)
+            if not c:
+                continue
+            rows.append(f"| {corpus} | {spk} | {c.get('utterances', 0)} | "
+                        + " | ".join(str(c.get(l, 0)) for l in LABELS) + f" | {c.get('none', 0)} |")
+    return "\n".join(rows)
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def update_codebook(res: dict, codebook: Path) -> None:
+    text = codebook.read_text(encoding="utf-8")
+    for tag, body in (("reliability", render_reliability(res)), ("stats", render_stats(res))):
+        text = re.sub(rf"<!-- {tag}:begin -->.*?<!-- {tag}:end -->",
+                      lambda _m: f"<!-- {tag}:begin -->\n{body}\n<!-- {tag}:end -->", text, flags=re.S)
+    codebook.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m alliance_nlp.data.annotations")
+    ap.add_argument("command", choices=["build", "disagreements", "check"])
+    ap.add_argument("--corpus-dir")
+    ap.add_argument("--drafts", action="store_true", help="with disagreements: write adjudication drafts")
+    args = ap.parse_args(argv)
+    if args.command == "disagreements":
+        for line in disagreements(write_drafts=args.drafts):
+            print(line)
+        return 0
+    res = build(corpus_dir=args.corpus_dir, write=args.command == "build")
+    if args.command == "build":
+        update_codebook(res, ROOT.parent / "codebook.md")
+    for p in res["problems"]:
+        print("warning:", p, file=sys.stderr)
+    print(json.dumps({k: res[k] for k in ("version", "utterances", "sessions", "adjudicated_sessions")}))
+    print(render_reliability(res))
+    print()
+    print(render_stats(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
