@@ -19,6 +19,9 @@ N_ESCONV_LOW = 45
 N_ESCONV_OTHER = 50
 PRIMARY = ["A", "B", "C", "D"]
 RELIABILITY_CODER = "E"
+SUPPLEMENT_CODER = "F"
+N_SUPPLEMENT_ANNOMI = 12
+N_SUPPLEMENT_ESCONV = 25
 
 
 def _low_rated(meta: dict) -> bool:
@@ -27,6 +30,38 @@ def _low_rated(meta: dict) -> bool:
         return min(int(seeker.get("empathy", 5)), int(seeker.get("relevance", 5))) <= 2
     except ValueError:
         return False
+
+
+def _min_rating(meta: dict) -> int:
+    seeker = meta.get("seeker") or {}
+    try:
+        return min(int(seeker.get("empathy", 9)), int(seeker.get("relevance", 9)))
+    except ValueError:
+        return 9
+
+
+def _rating_sum(meta: dict) -> int:
+    seeker = meta.get("seeker") or {}
+    try:
+        return int(seeker.get("empathy", 9)) + int(seeker.get("relevance", 9))
+    except ValueError:
+        return 18
+
+
+def _sustain_share(session) -> float:
+    import csv
+    from alliance_nlp.data.corpora import resolve_corpus_dir
+    global _SUSTAIN
+    if "_SUSTAIN" not in globals():
+        counts: dict = {}
+        with open(resolve_corpus_dir() / "annomi" / "AnnoMI-simple.csv", newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                c = counts.setdefault(r["transcript_id"], [0, 0])
+                if r["interlocutor"] == "client":
+                    c[0] += 1
+                    c[1] += r["client_talk_type"] == "sustain"
+        _SUSTAIN = {k: v[1] / max(v[0], 1) for k, v in counts.items()}
+    return _SUSTAIN[session.session]
 
 
 def main() -> None:
@@ -62,6 +97,18 @@ def main() -> None:
         "utterances": {**load, RELIABILITY_CODER: sum(len(s.utterances) for s in rel)},
     }
     out["coders"][RELIABILITY_CODER] = out["reliability"]["sessions"]
+    # Supplement (added after the first pass found ruptures scarce): seek ruptures where they occur.
+    # AnnoMI transcripts not yet dealt with the highest share of client sustain talk (AnnoMI's own
+    # annotation, which coders never see), and ESConv conversations rated 3 (the lowest remaining)
+    # on empathy or relevance, lowest rated first.
+    taken = {(s.corpus, s.session) for c in PRIMARY for s in deal[c]}
+    sustain = {sid: _sustain_share(s) for sid, s in annomi.items() if ("annomi", sid) not in taken}
+    sup_annomi = sorted(sustain, key=lambda k: (-sustain[k], int(k)))[:N_SUPPLEMENT_ANNOMI]
+    rest = [s for s in esconv.values() if ("esconv", s.session) not in taken and _min_rating(s.meta) == 3]
+    rest.sort(key=lambda s: (_rating_sum(s.meta), s.session))
+    sup = [annomi[k] for k in sup_annomi] + rest[:N_SUPPLEMENT_ESCONV]
+    out["coders"][SUPPLEMENT_CODER] = [f"{s.corpus} {s.session}" for s in sup]
+    out["utterances"][SUPPLEMENT_CODER] = sum(len(s.utterances) for s in sup)
     path = Path(__file__).with_name("assignments.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["utterances"]))
