@@ -113,3 +113,15 @@ def read_corpus(name: str, corpus_dir: str | os.PathLike | None = None) -> dict[
     if name == "esconv":
         return read_esconv(corpus_dir)
     raise ValueError(f"unknown corpus {name!r} (annomi, esconv)")
+
+
+def to_session(cs: CorpusSession):
+    """A corpus session as an alliance-nlp Session, roles as labelled by the corpus."""
+    from ..session import Session, Speaker, Turn, Utterance
+
+    s = Session(id=f"{cs.corpus}:{cs.session}", source_format=cs.corpus, meta={"group": cs.group})
+    for role in ("therapist", "client"):
+        s.speakers[role] = Speaker(role, name=role, role=role, role_confidence=1.0, role_method="label")
+    for u in cs.utterances:
+        s.turns.append(Turn(u.speaker, [Utterance(u.text, u.speaker, source=u.utterance)]))
+    return s
