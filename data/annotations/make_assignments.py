@@ -22,6 +22,9 @@ RELIABILITY_CODER = "E"
 SUPPLEMENT_CODER = "F"
 N_SUPPLEMENT_ANNOMI = 12
 N_SUPPLEMENT_ESCONV = 25
+SUPPLEMENT2_CODER = "G"
+N_SUPPLEMENT2_ANNOMI = 10
+N_SUPPLEMENT2_ESCONV = 28
 
 
 def _low_rated(meta: dict) -> bool:
@@ -46,6 +49,11 @@ def _rating_sum(meta: dict) -> int:
         return int(seeker.get("empathy", 9)) + int(seeker.get("relevance", 9))
     except ValueError:
         return 18
+
+
+def _seeker_words(session) -> float:
+    words = [len(u.text.split()) for u in session.utterances if u.speaker == "client"]
+    return sum(words) / max(len(words), 1)
 
 
 def _sustain_share(session) -> float:
@@ -109,6 +117,16 @@ def main() -> None:
     sup = [annomi[k] for k in sup_annomi] + rest[:N_SUPPLEMENT_ESCONV]
     out["coders"][SUPPLEMENT_CODER] = [f"{s.corpus} {s.session}" for s in sup]
     out["utterances"][SUPPLEMENT_CODER] = sum(len(s.utterances) for s in sup)
+    # Second supplement, for withdrawal (minimal, evasive answers): the next AnnoMI transcripts by
+    # sustain share, and ESConv conversations whose seeker writes the shortest messages.
+    taken |= {(s.corpus, s.session) for s in sup}
+    sup_annomi2 = [k for k in sorted(sustain, key=lambda k: (-sustain[k], int(k)))
+                   if ("annomi", k) not in taken][:N_SUPPLEMENT2_ANNOMI]
+    rest2 = [s for s in esconv.values() if ("esconv", s.session) not in taken and len(s.utterances) >= 12]
+    rest2.sort(key=lambda s: (_seeker_words(s), s.session))
+    sup2 = [annomi[k] for k in sup_annomi2] + rest2[:N_SUPPLEMENT2_ESCONV]
+    out["coders"][SUPPLEMENT2_CODER] = [f"{s.corpus} {s.session}" for s in sup2]
+    out["utterances"][SUPPLEMENT2_CODER] = sum(len(s.utterances) for s in sup2)
     path = Path(__file__).with_name("assignments.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["utterances"]))
