@@ -25,6 +25,9 @@ N_SUPPLEMENT_ESCONV = 25
 SUPPLEMENT2_CODER = "G"
 N_SUPPLEMENT2_ANNOMI = 4
 N_SUPPLEMENT2_ESCONV = 28
+SUPPLEMENT3_CODER = "H"
+N_SUPPLEMENT3_ANNOMI = 8
+N_SUPPLEMENT3_ESCONV = 20
 
 
 def _low_rated(meta: dict) -> bool:
@@ -127,6 +130,14 @@ def main() -> None:
     sup2 = [annomi[k] for k in sup_annomi2] + rest2[:N_SUPPLEMENT2_ESCONV]
     out["coders"][SUPPLEMENT2_CODER] = [f"{s.corpus} {s.session}" for s in sup2]
     out["utterances"][SUPPLEMENT2_CODER] = sum(len(s.utterances) for s in sup2)
+    # Third supplement, same criteria, next in line (withdrawal and repair were still under 150).
+    taken |= {(s.corpus, s.session) for s in sup2}
+    sup_annomi3 = [k for k in sorted(sustain, key=lambda k: (-sustain[k], int(k)))
+                   if ("annomi", k) not in taken][:N_SUPPLEMENT3_ANNOMI]
+    rest3 = [s for s in rest2 if ("esconv", s.session) not in taken][:N_SUPPLEMENT3_ESCONV]
+    sup3 = [annomi[k] for k in sup_annomi3] + rest3
+    out["coders"][SUPPLEMENT3_CODER] = [f"{s.corpus} {s.session}" for s in sup3]
+    out["utterances"][SUPPLEMENT3_CODER] = sum(len(s.utterances) for s in sup3)
     path = Path(__file__).with_name("assignments.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["utterances"]))
