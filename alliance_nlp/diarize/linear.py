@@ -1,0 +1,81 @@
+"""A linear (logistic) model stored as JSON: feature names, standardisation, coefficients and a
+Platt calibration. Loading is plain JSON (no pickle), and prediction needs only numpy, so the
+shipped models are safe to load, diffable and versioned.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+SCHEMA = "alliance-nlp/linear-model"
+VERSION = "1.0"
+
+
+@dataclass
+class LinearModel:
+    name: str
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    calibration: tuple[float, float] = (1.0, 0.0)  # p = sigmoid(a * decision + b)
+    threshold: float = 0.5
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim == 1:
+            X = X[None, :]
+        Z = (X - np.asarray(self.mean)) / np.asarray(self.scale)
+        return Z @ np.asarray(self.coef) + self.intercept
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated probability of the positive class, one per row."""
+        a, b = self.calibration
+        z = np.clip(a * self.decision(X) + b, -50, 50)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def vectorize(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+        return np.array([[float(r.get(f, 0.0)) for f in self.features] for r in rows], dtype=float).reshape(
+            len(rows), len(self.features))
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "version": VERSION, "name": self.name, "features": self.features,
+                "mean": self.mean, "scale": self.scale, "coef": self.coef, "intercept": self.intercept,
+                "calibration": list(self.calibration), "threshold": self.threshold, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LinearModel":
+        if d.get("schema") != SCHEMA:
+            raise ValueError(f"not an alliance-nlp linear model (schema={d.get('schema')!r})")
+        if str(d.get("version", "")).split(".")[0] != VERSION.split(".")[0]:
+            raise ValueError(f"unsupported linear-model version {d.get('version')!r}")
+        n = len(d["features"])
+        if not (len(d["mean"]) == len(d["scale"]) == len(d["coef"]) == n):
+            raise ValueError(f"linear model {d.get('name')!r}: feature/coefficient lengths differ")
+        return cls(name=d["name"], features=list(d["features"]), mean=list(d["mean"]), scale=list(d["scale"]),
+                   coef=list(d["coef"]), intercept=float(d["intercept"]),
+                   calibration=tuple(d.get("calibration", (1.0, 0.0))), threshold=float(d.get("threshold", 0.5)),
+                   meta=dict(d.get("meta", {})))
+
+    def save(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        d = self.to_dict()
+        for k in ("mean", "scale", "coef"):
+            d[k] = [round(float(x), 6) for x in d[k]]
+        d["intercept"] = round(float(d["intercept"]), 6)
+        d["calibration"] = [round(float(x), 6) for x in d["calibration"]]
+        path.write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LinearModel":
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.load(fh))

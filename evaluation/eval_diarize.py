@@ -1,0 +1,191 @@
+"""Evaluate the DIARIZE stage on the development corpora with labels hidden, grouped 5-fold
+cross-validation (GroupKFold by AnnoMI video / ESConv conversation: no session is both trained on and
+measured; both models are retrained per fold with the same code as training/train_roles.py).
+
+Measures
+* role accuracy: gold speaker segmentation, speaker ids anonymised (S1/S2), roles hidden; a session
+  counts as correct when both speakers get the right role. Per corpus and overall, with counts.
+* unlabelled text (two layouts: one record per corpus utterance "turns", one record per sentence
+  "sentences"): speaker-change precision/recall/F1 over sentence boundaries (pooled), speaker accuracy
+  (SPEAKER_A/B vs gold, best of the two label permutations per session, weighted by sentence units),
+  and end-to-end role accuracy per unit (speaker split + role attribution, no permutation).
+
+    .venv/bin/python evaluation/eval_diarize.py [--corpus-dir DIR] [--folds 5]
+Writes evaluation/results/diarize.json and diarize.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from alliance_nlp.data.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
+from alliance_nlp.diarize import SPEAKER_IDS, Diarizer, merge_turns  # noqa: E402
+from alliance_nlp.diarize.training import (cs_group, cs_key, fit_role_model, fit_turn_model,  # noqa: E402
+                                           labelled_session, load_dev_sessions, role_examples,
+                                           turn_examples, unlabelled_session)
+from alliance_nlp.session import Session, Turn, Utterance, write_json_atomic  # noqa: E402
+
+LAYOUTS = ("turns", "sentences")
+BAR = 0.97
+
+
+def eval_roles(d: Diarizer, cs) -> dict:
+    s, gold = labelled_session(cs)
+    d(s)
+    pred = {sid: sp.role for sid, sp in s.speakers.items()}
+    conf = min(sp.role_confidence for sp in s.speakers.values())
+    return {"correct": all(pred.get(sid) == r for sid, r in gold.items()), "confidence": conf}
+
+
+def eval_unlabelled(d: Diarizer, cs, layout: str) -> dict:
+    s, gold = unlabelled_session(cs, layout)
+    units = Diarizer.units(s)
+    texts = [s.turns[ti].utterances[ui].text[a:b] for ti, ui, a, b in units]
+    recs = [ti for ti, _, _, _ in units]
+    roles = [gold[ti] for ti in recs]
+    probs = d.change_probabilities(texts, recs)
+    thr = d.turn_model.threshold
+    lab, cur = [0], 0
+    for p in probs:
+        cur = 1 - cur if p > thr else cur
+        lab.append(cur)
+    true_ch = [roles[k] != roles[k + 1] for k in range(len(roles) - 1)]
+    pred_ch = [bool(p > thr) for p in probs]
+    tp = sum(a and b for a, b in zip(true_ch, pred_ch))
+    fp = sum(b and not a for a, b in zip(true_ch, pred_ch))
+    fn = sum(a and not b for a, b in zip(true_ch, pred_ch))
+    gold_bin = [int(r == roles[0]) for r in roles]  # 1 = same speaker as the first unit
+    same = sum(int(l == 0) == g for l, g in zip(lab, gold_bin))
+    best = max(same, len(lab) - same)
+    # end to end: units as turns under SPEAKER_A/B, merged, roles attributed
+    u = Session(id=s.id, turns=[Turn(SPEAKER_IDS[l], [Utterance(t, SPEAKER_IDS[l])], t) for l, t in zip(lab, texts)])
+    u.ensure_speakers()
+    merge_turns(u)
+    d.attribute_roles(u)
+    role_ok = sum(u.role_of(SPEAKER_IDS[l]) == r for l, r in zip(lab, roles))
+    return {"tp": tp, "fp": fp, "fn": fn, "units": len(lab), "speaker_correct": best, "role_correct": role_ok}
+
+
+def prf(tp, fp, fn):
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Evaluate diarization (roles, speaker changes) on the dev corpora")
+    ap.add_argument("--corpus-dir", default=os.environ.get(CORPUS_ENV))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--out", default=str(ROOT / "evaluation" / "results"))
+    args = ap.parse_args(argv)
+    from sklearn.model_selection import GroupKFold
+
+    t0 = time.time()
+    sessions = load_dev_sessions(resolve_corpus_dir(args.corpus_dir))
+    role_ex = {cs_key(cs): role_examples(cs) for cs in sessions}
+    turn_ex = {cs_key(cs): turn_examples(cs) for cs in sessions}
+    print(f"features for {len(sessions)} sessions ({time.time() - t0:.0f}s)", flush=True)
+    groups = [cs_group(cs) for cs in sessions]
+    roles_by = defaultdict(list)
+    unl = {lay: defaultdict(lambda: defaultdict(int)) for lay in LAYOUTS}
+    misses = []
+    for fold, (tr, te) in enumerate(GroupKFold(n_splits=args.folds).split(sessions, groups=groups)):
+        train = [sessions[i] for i in tr]
+        d = Diarizer(role_model=fit_role_model(train, role_ex), turn_model=fit_turn_model(train, turn_ex))
+        for i in te:
+            cs = sessions[i]
+            r = eval_roles(d, cs)
+            roles_by[cs.corpus].append(r)
+            if not r["correct"]:
+                misses.append(cs_key(cs))
+            for lay in LAYOUTS:
+                m = eval_unlabelled(d, cs, lay)
+                for k, v in m.items():
+                    unl[lay][cs.corpus][k] += v
+                unl[lay][cs.corpus]["sessions"] += 1
+        print(f"fold {fold + 1}/{args.folds} done ({time.time() - t0:.0f}s)", flush=True)
+
+    res = {"evaluated": _dt.date.today().isoformat(), "protocol": f"GroupKFold({args.folds}) by AnnoMI video_url / "
+           "ESConv conversation; both models retrained per fold; labels hidden", "bar_role_accuracy": BAR,
+           "roles": {}, "unlabelled": {}, "role_misses": sorted(misses)}
+    allr = []
+    for corpus in ("annomi", "esconv"):
+        rs = roles_by[corpus]
+        allr += rs
+        res["roles"][corpus] = _role_summary(rs)
+    res["roles"]["all"] = _role_summary(allr)
+    for lay in LAYOUTS:
+        res["unlabelled"][lay] = {}
+        tot = defaultdict(int)
+        for corpus in ("annomi", "esconv"):
+            m = unl[lay][corpus]
+            for k, v in m.items():
+                tot[k] += v
+            res["unlabelled"][lay][corpus] = _unl_summary(m)
+        res["unlabelled"][lay]["all"] = _unl_summary(tot)
+    res["seconds"] = round(time.time() - t0)
+    out = Path(args.out)
+    write_json_atomic(out / "diarize.json", res)
+    (out / "diarize.md").write_text(markdown(res), encoding="utf-8")
+    print(markdown(res))
+    return 0
+
+
+def _role_summary(rs):
+    n = len(rs)
+    c = sum(r["correct"] for r in rs)
+    conf_ok = [r["confidence"] for r in rs if r["correct"]]
+    conf_bad = [r["confidence"] for r in rs if not r["correct"]]
+    return {"sessions": n, "correct": c, "accuracy": round(c / n, 4) if n else None,
+            "mean_confidence_correct": round(float(np.mean(conf_ok)), 4) if conf_ok else None,
+            "mean_confidence_wrong": round(float(np.mean(conf_bad)), 4) if conf_bad else None}
+
+
+def _unl_summary(m):
+    p, r, f = prf(m["tp"], m["fp"], m["fn"])
+    u = m["units"] or 1
+    return {"sessions": m["sessions"], "units": m["units"], "change_precision": round(p, 4),
+            "change_recall": round(r, 4), "change_f1": round(f, 4),
+            "speaker_accuracy": round(m["speaker_correct"] / u, 4), "role_accuracy_per_unit": round(m["role_correct"] / u, 4)}
+
+
+def markdown(res) -> str:
+    L = ["# Diarization evaluation (development corpora)", "",
+         f"Protocol: {res['protocol']}. Evaluated {res['evaluated']}.", "",
+         "## Role attribution (gold speaker turns, roles hidden; session correct = both roles right)", "",
+         "| corpus | sessions | correct | accuracy | mean conf. (right) | mean conf. (wrong) |",
+         "|---|---:|---:|---:|---:|---:|"]
+    for k, v in res["roles"].items():
+        L.append(f"| {k} | {v['sessions']} | {v['correct']} | {v['accuracy']:.3f} | "
+                 f"{v['mean_confidence_correct'] or float('nan'):.3f} | {v['mean_confidence_wrong'] or float('nan'):.3f} |")
+    acc = res["roles"]["all"]["accuracy"]
+    L += ["", f"Bar: >= {res['bar_role_accuracy']:.0%} of development sessions -> "
+              f"{'MET' if acc >= res['bar_role_accuracy'] else 'NOT MET'} ({acc:.1%}).", "",
+          "## Unlabelled text (speaker changes between sentences; two-party alternation)", "",
+          "Layouts: `turns` = one line per corpus utterance; `sentences` = one line per sentence.", "",
+          "| layout | corpus | sessions | sentence units | change P | change R | change F1 | speaker acc. | role acc./unit |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for lay, by in res["unlabelled"].items():
+        for k, v in by.items():
+            L.append(f"| {lay} | {k} | {v['sessions']} | {v['units']} | {v['change_precision']:.3f} | "
+                     f"{v['change_recall']:.3f} | {v['change_f1']:.3f} | {v['speaker_accuracy']:.3f} | "
+                     f"{v['role_accuracy_per_unit']:.3f} |")
+    L += ["", "Speaker accuracy: best of the two SPEAKER_A/B permutations per session, weighted by sentence "
+              "units. Role accuracy per unit: end to end (split + roles), no permutation.", ""]
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Train the diarization models (speaker roles; speaker changes in unlabelled text) from the
+development corpora and write them to alliance_nlp/resources/ as JSON.
+
+    .venv/bin/python training/train_roles.py [--corpus-dir ../shared/data] [--out alliance_nlp/resources]
+
+Deterministic (liblinear-free lbfgs, fixed data order), a minute or two on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from alliance_nlp.data.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
+from alliance_nlp.diarize.training import fit_role_model, fit_turn_model, load_dev_sessions  # noqa: E402
+
+VERSION = "1.0"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus-dir", default=os.environ.get(CORPUS_ENV),
+                    help=f"corpus folder (default ${CORPUS_ENV} or ../shared/data)")
+    ap.add_argument("--out", default=str(ROOT / "alliance_nlp" / "resources"))
+    args = ap.parse_args(argv)
+    corpus_dir = resolve_corpus_dir(args.corpus_dir)
+    t0 = time.time()
+    sessions = load_dev_sessions(corpus_dir)
+    n_a = sum(cs.corpus == "annomi" for cs in sessions)
+    meta = {"version": VERSION, "trained_on": f"AnnoMI dev ({n_a} sessions) + ESConv train/valid "
+                                              f"({len(sessions) - n_a} sessions)",
+            "trained": _dt.date.today().isoformat(), "script": "training/train_roles.py"}
+    out = Path(args.out)
+    role = fit_role_model(sessions, meta=meta)
+    role.save(out / "role_model.json")
+    print(f"role model: {role.meta['n_train']} speaker examples -> {out / 'role_model.json'}", flush=True)
+    turn = fit_turn_model(sessions, meta=meta)
+    turn.save(out / "turn_model.json")
+    print(f"turn model: {turn.meta['n_train']} boundaries -> {out / 'turn_model.json'} "
+          f"({time.time() - t0:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
