@@ -92,6 +92,9 @@ def session_from_records(records: list[Record], path: str | os.PathLike, fmt: st
     if not records:
         raise InputError(p, "no utterances found (empty or unrecognised transcript)")
     s = Session(id=session_id or p.stem, source_path=str(p), source_format=fmt, meta=dict(meta or {}))
+    inferred = _infer_end_times(records)
+    if inferred:
+        s.meta["end_times"] = f"{inferred} record end times taken from the next record's start"
     for r in records:
         spk = (r.speaker or "").strip() or "UNKNOWN"
         text = " ".join(r.text.split())
@@ -106,6 +109,16 @@ def session_from_records(records: list[Record], path: str | os.PathLike, fmt: st
     if all(t.speaker == "UNKNOWN" for t in s.turns):
         s.meta["unlabelled"] = True
     return s
+
+
+def _infer_end_times(records: list[Record]) -> int:
+    """Transcripts that stamp only start times: a record ends where the next one starts."""
+    n = 0
+    for r, nxt in zip(records, records[1:]):
+        if r.start is not None and r.end is None and nxt.start is not None and nxt.start >= r.start:
+            r.end = nxt.start
+            n += 1
+    return n
 
 
 def detect_format(path: Path) -> str:
