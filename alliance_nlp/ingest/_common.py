@@ -148,7 +148,8 @@ def load_json(path: Path, text: str | None = None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "truncated JSON" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        truncated = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        what = "truncated JSON" if truncated else "invalid JSON"
         raise InputError(path, f"{what}: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
 
 

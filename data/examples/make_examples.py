@@ -179,11 +179,8 @@ def convokit():
                                "meta": {"role": roles[key], "turn_index": i}, "vectors": []}))
         prev = uid
     write("session_convokit/utterances.jsonl", "\n".join(out) + "\n")
-    speakers = {ids[k]: {"meta": {"role": roles[k]}, "vectors": []} for k in ids}
-    write("session_convokit/speakers.json", json.dumps(speakers, indent=1) + "\n")
-    write("session_convokit/conversations.json",
-          json.dumps({"cs14": {"meta": {"modality": "in person", "session_number": 3}, "vectors": []}}, indent=1)
-          + "\n")
+    # (a full ConvoKit corpus also has speakers.json / conversations.json; left out here so that
+    # `alliance-nlp analyze data/examples/` does not take them for transcripts)
 
 
 def unlabelled():
