@@ -254,3 +254,35 @@ def test_convokit_epoch_timestamps_are_relative():
     assert s.turns[0].start == 0.0 and 0 < s.turns[1].start < 60
     assert s.meta["conversation_id"] == "cs14" and s.meta["timestamp_origin"] > 1e9
     assert s.id == "session_convokit"
+
+
+def test_unknown_reader_option_is_an_input_error(tmp_path):
+    from alliance_nlp.ingest import reader_options
+    p = write(tmp_path, "s.txt", "T: hi\nC: hello\n")
+    with pytest.raises(InputError, match="takes no option 'columns'"):
+        read(p, columns={"text": "x"})
+    assert set(reader_options("csv")) >= {"columns", "delimiter", "session_id"}
+    assert read(p, session_id="abc").id == "abc"
+
+
+def test_text_single_appearance_label_in_line_per_turn_file(tmp_path):
+    s = read(write(tmp_path, "s.txt", "T: Hello both.\nC: Hi.\nT: How was the week?\nMother: Busy.\nC: Yes.\n"))
+    assert [t.speaker for t in s.turns] == ["T", "C", "T", "Mother", "C"]
+
+
+def test_csv_excel_sep_line(tmp_path):
+    s = read(write(tmp_path, "s.csv", "sep=;\nspeaker;text;start\nT;Hallo, du.;1\nC;Hi;x\n".replace(";x", ";2")))
+    assert [(t.speaker, t.text, t.utterances[0].source) for t in s.turns] == [("T", "Hallo, du.", 3), ("C", "Hi", 4)]
+    with pytest.raises(InputError) as ei:
+        read(write(tmp_path, "b.csv", "sep=;\nspeaker;text;start\nT;Hallo;1\nC;Hi;zz\n"))
+    assert ei.value.line == 4 and ei.value.field == "start"
+
+
+def test_rttm_several_recordings(tmp_path):
+    p = write(tmp_path, "s.rttm", RTTM + "SPEAKER other 1 0.00 9.00 <NA> <NA> X <NA> <NA>\n")
+    write(tmp_path, "s_words.json", json.dumps(WORDS))
+    assert "X" not in read(p).speakers
+    q = write(tmp_path, "t.rttm", RTTM + "SPEAKER other 1 0.00 9.00 <NA> <NA> X <NA> <NA>\n")
+    write(tmp_path, "t_words.json", json.dumps(WORDS))
+    with pytest.raises(InputError, match="2 recordings"):
+        read(q)

@@ -5,6 +5,7 @@ per input record (see `alliance_nlp.session`).
 """
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -24,8 +25,20 @@ def read(path: str | os.PathLike, format: str | None = None, **options) -> Sessi
     name = format or detect_format(p)
     if name not in READERS:
         raise InputError(p, f"unknown format {name!r}; choose one of: {', '.join(sorted(READERS))}")
-    return READERS[name].read(p, **options)
+    fn = READERS[name].read
+    accepted = reader_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InputError(p, f"format {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                            f"it takes: {', '.join(accepted) or 'none'}")
+    return fn(p, **options)
 
 
-__all__ = ["READERS", "Record", "decode_bytes", "detect_format", "read", "read_text",
+def reader_options(name: str) -> list[str]:
+    """The keyword options a reader accepts (e.g. `columns`, `delimiter` for csv; `words` for rttm)."""
+    params = inspect.signature(READERS[name].read).parameters.values()
+    return [q.name for q in params if q.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+__all__ = ["READERS", "Record", "decode_bytes", "detect_format", "read", "read_text", "reader_options",
            "register_reader", "session_from_records"]

@@ -39,18 +39,42 @@ def _sniff_delimiter(text: str) -> str:
         return max(",\t;|", key=first.count)
 
 
+class _Lines:
+    """csv.reader with line numbers offset by lines skipped before it."""
+
+    def __init__(self, rd, skip: int):
+        self.rd, self.skip = rd, skip
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.rd)
+
+    @property
+    def line_num(self) -> int:
+        return self.rd.line_num + self.skip
+
+
 def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, columns: dict | None = None,
                    session_id: str | None = None) -> Session:
     text = load_text(path)
+    skip = 0
+    first = text.split("\n", 1)[0].strip()
+    if first.lower().startswith("sep=") and len(first) == 5:  # Excel's "sep=;" hint line
+        delimiter = delimiter or first[4]
+        text, skip = text.split("\n", 1)[1] if "\n" in text else "", 1
+        if not text.strip():
+            raise InputError(path, "no header row after the sep= line", line=2)
     delim = delimiter or _sniff_delimiter(text)
-    rd = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    rd = _Lines(csv.reader(io.StringIO(text, newline=""), delimiter=delim), skip)
     try:
         header = next(rd)
     except csv.Error as exc:
-        raise InputError(path, f"bad CSV header: {exc}", line=1) from None
+        raise InputError(path, f"bad CSV header: {exc}", line=1 + skip) from None
     names = [_norm(h) for h in header]
     if not any(names):
-        raise InputError(path, "no header row", line=1)
+        raise InputError(path, "no header row", line=1 + skip)
 
     def find(key: str, taken: set[int]) -> int | None:
         if columns and key in columns:
@@ -72,7 +96,7 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
             taken.add(col[key])
     if col["text"] is None:
         raise InputError(path, f"no text column (looked for {', '.join(DEFAULTS['text'])}); columns are: "
-                               f"{', '.join(header)}; map one with columns={{'text': ...}}", line=1)
+                               f"{', '.join(header)}; map one with columns={{'text': ...}}", line=1 + skip)
 
     records: list[Record] = []
     line = rd.line_num + 1

@@ -31,6 +31,7 @@ class Segment:
 
 def parse_rttm(path: Path) -> list[Segment]:
     segs = []
+    file_ids: list[tuple[int, str]] = []
     for no, ln in enumerate(load_text(path).splitlines(), start=1):
         s = ln.strip()
         if not s or s.startswith((";;", "#")):
@@ -50,8 +51,15 @@ def parse_rttm(path: Path) -> list[Segment]:
         if onset < 0 or dur < 0 or onset != onset or dur != dur:
             raise InputError(path, f"negative or invalid onset/duration {f[3]} {f[4]}", line=no)
         segs.append(Segment(onset, onset + dur, f[7], no))
+        file_ids.append((no, f[1]))
     if not segs:
         raise InputError(path, "no SPEAKER lines in RTTM file")
+    files = list(dict.fromkeys(fid for _, fid in file_ids))
+    if len(files) > 1:  # several recordings in one RTTM: keep the one named like this file
+        if path.stem not in files:
+            raise InputError(path, f"RTTM holds {len(files)} recordings ({', '.join(files[:10])}); "
+                                   f"none is named {path.stem!r}: split the file per recording")
+        segs = [g for g, (_, fid) in zip(segs, file_ids) if fid == path.stem]
     segs.sort(key=lambda g: (g.start, g.end))
     return segs
 

@@ -102,6 +102,10 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
                 if n >= 2 or role_from_label(lab) or re.match(r"(?i)^(speaker|spk)[ _-]?\d+$", lab)}
     if labelled is None:
         labelled = sum(counts[lab] for lab in accepted) >= 2
+    nonblank = sum(1 for p in parsed if not p[4])
+    if labelled and sum(counts[lab] for lab in accepted) >= 0.5 * nonblank:
+        # a line-per-turn transcript: a label seen once is a speaker too ("Mother: ..." joining once)
+        accepted |= {lab for lab in counts if len(lab.split()) <= 3}
 
     records: list[Record] = []
     if labelled:
