@@ -286,3 +286,10 @@ def test_rttm_several_recordings(tmp_path):
     write(tmp_path, "t_words.json", json.dumps(WORDS))
     with pytest.raises(InputError, match="2 recordings"):
         read(q)
+
+
+def test_srt_one_off_colon_is_text(tmp_path):
+    cues = ["Ellen: How was it?", "Sam: Fine.", "Look: I didn't go.", "Ellen: Okay.", "Sam: Really."]
+    body = "".join(f"{i}\n00:00:0{i},000 --> 00:00:0{i},900\n{c}\n\n" for i, c in enumerate(cues, start=1))
+    s = read(write(tmp_path, "s.srt", body))
+    assert [(t.speaker, t.text) for t in s.turns][2] == ("Sam", "Look: I didn't go.")

@@ -8,6 +8,7 @@ Times are read in milliseconds (webvtt-py's seconds accessors truncate). Record.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import webvtt
@@ -32,7 +33,7 @@ def _ms(parts: tuple[str, ...]) -> float:
     return int(h) * 3600 + int(m) * 60 + int(s) + int(frac.ljust(3, "0")) / 1000
 
 
-def _records_from_cue(lines: list[str], start: float, end: float, idx: int) -> list[Record]:
+def _records_from_cue(lines: list[str], start: float, end: float, idx: int, raw: dict[int, str]) -> list[Record]:
     """Split a cue's lines into (speaker, text) records: voice tags, then "Name:" prefixes."""
     out: list[Record] = []
     for ln in lines:
@@ -51,7 +52,9 @@ def _records_from_cue(lines: list[str], start: float, end: float, idx: int) -> l
         lab = split_label(text)
         if lab:
             spk, t, _ = lab
-            out.append(Record(speaker=spk, text=t, source=idx, start=start, end=end, role=role_from_label(spk)))
+            r = Record(speaker=spk, text=t, source=idx, start=start, end=end, role=role_from_label(spk))
+            raw[id(r)] = text  # id(record) -> cue text, for speakers taken from a "Name:" prefix
+            out.append(r)
         elif out:
             out[-1].text = (out[-1].text + " " + text).strip()
         else:
@@ -59,8 +62,17 @@ def _records_from_cue(lines: list[str], start: float, end: float, idx: int) -> l
     return out
 
 
-def _inherit_speakers(records: list[Record]) -> list[Record]:
-    """Where some cues name their speaker, an unnamed cue continues the previous cue's speaker."""
+def _inherit_speakers(records: list[Record], raw: dict[int, str]) -> list[Record]:
+    """Where some cues name their speaker, an unnamed cue continues the previous cue's speaker.
+
+    A "Name:" prefix seen only once ("Look: I didn't...") is taken for text, unless it is a role
+    word or the file has no other named speaker.
+    """
+    counts = Counter(r.speaker for r in records if id(r) in raw)
+    if any(n >= 2 for n in counts.values()):
+        for r in records:
+            if id(r) in raw and counts[r.speaker] == 1 and not r.role:
+                r.speaker, r.text = None, raw[id(r)]
     if any(r.speaker for r in records):
         prev: Record | None = None
         for r in records:
@@ -101,14 +113,15 @@ def read_vtt(path: Path, *, session_id: str | None = None) -> Session:
     except (MalformedFileError, MalformedCaptionError) as exc:
         raise InputError(path, f"malformed WebVTT: {exc}") from None
     records: list[Record] = []
+    raw: dict[int, str] = {}
     for idx, cap in enumerate(vtt.captions, start=1):
         start = cap.start_time.in_milliseconds() / 1000
         end = cap.end_time.in_milliseconds() / 1000
         lines = cap.raw_text.split("\n")
         if cap.voice and not _VOICE_RE.match(lines[0]):
             lines[0] = f"<v {cap.voice}>" + lines[0]
-        records += _records_from_cue(lines, start, end, idx)
-    return session_from_records(_inherit_speakers(records), path, "vtt", session_id=session_id)
+        records += _records_from_cue(lines, start, end, idx, raw)
+    return session_from_records(_inherit_speakers(records, raw), path, "vtt", session_id=session_id)
 
 
 def sniff_srt(path: Path, head: str | None) -> bool:
@@ -122,6 +135,7 @@ def read_srt(path: Path, *, session_id: str | None = None) -> Session:
     text = load_text(path).lstrip("\ufeff")
     lines = text.splitlines()
     records: list[Record] = []
+    raw: dict[int, str] = {}
     idx = 0
     i = 0
     while i < len(lines):
@@ -146,6 +160,6 @@ def read_srt(path: Path, *, session_id: str | None = None) -> Session:
             body.append(lines[k])
             k += 1
         idx += 1
-        records += _records_from_cue(body, start, end, idx)
+        records += _records_from_cue(body, start, end, idx, raw)
         i = k
-    return session_from_records(_inherit_speakers(records), path, "srt", session_id=session_id)
+    return session_from_records(_inherit_speakers(records, raw), path, "srt", session_id=session_id)
