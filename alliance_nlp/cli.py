@@ -36,9 +36,25 @@ def _expand_inputs(paths: list[str]) -> list[Path]:
     return out
 
 
+def _reader_options(pairs: list[str] | None) -> dict:
+    """`--option KEY=VALUE` pairs; `columns=text:Utterance,speaker:Who` gives a column mapping."""
+    opts: dict = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise AllianceError(f"--option {pair!r}: expected KEY=VALUE")
+        if key == "columns":
+            try:
+                value = dict(item.split(":", 1) for item in value.split(","))
+            except ValueError:
+                raise AllianceError(f"--option {pair!r}: expected columns=field:Column,field:Column") from None
+        opts[key] = value
+    return opts
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import read
-    session = read(args.file, format=args.format)
+    session = read(args.file, format=args.format, **_reader_options(args.option))
     if args.output:
         session.save(args.output)
         print(f"wrote {args.output} ({len(session.turns)} records, {len(session.speakers)} speakers)",
@@ -73,6 +89,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         _err("no transcript files found in the inputs given")
         return EXIT_USAGE
     steps = args.steps.split(",") if args.steps else list(DEFAULT_STEPS)
+    options = _reader_options(args.option)
     t0 = time.perf_counter()
     pipe = Pipeline.from_names(steps, _pipeline_config(args))
     log.info("pipeline %s ready in %.1fs", "+".join(pipe.names), time.perf_counter() - t0)
@@ -84,7 +101,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for f in bar:
         target = out if single else out / _unique_stem(f, files)
         try:
-            session = read(f, format=args.format)
+            session = read(f, format=args.format, **options)
             session = pipe(session)
             write_outputs(session, target)
             done += 1
@@ -125,12 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("file")
     pi.add_argument("--format", help="reader to use instead of detection")
     pi.add_argument("-o", "--output", help="session JSON to write (default: stdout)")
+    pi.add_argument("--option", action="append", metavar="KEY=VALUE",
+                    help="reader option, e.g. words=asr.json (rttm), delimiter=';' or "
+                         "columns=text:Utterance,speaker:Who (csv)")
     pi.set_defaults(func=cmd_ingest)
 
     pa = sub.add_parser("analyze", help="run the pipeline and write session.json, utterances.csv, summary.json")
     pa.add_argument("files", nargs="+", help="transcript files or folders (a batch goes on past broken files)")
     pa.add_argument("-o", "--output", required=True, help="output folder (one subfolder per session in a batch)")
     pa.add_argument("--format", help="reader to use instead of detection")
+    pa.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option (see ingest --help)")
     pa.add_argument("--therapist", help="speaker id or name of the therapist (overrides role attribution)")
     pa.add_argument("--model", help="classifier folder (default: the shipped model)")
     pa.add_argument("--calibration", help="calibration file from `alliance-nlp calibrate`")

@@ -68,3 +68,14 @@ def test_single_bad_file_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x.qqq" in err[0]
     assert not (tmp_path / "o" / "session.json").exists()
+
+
+def test_reader_options_from_the_command_line(tmp_path):
+    f = tmp_path / "odd.csv"
+    f.write_text("Who;Said\nT;How are you today?\nC;Not great, honestly.\n")
+    out = tmp_path / "s.json"
+    assert main(["ingest", str(f), "--option", "columns=speaker:Who,text:Said", "--option", "delimiter=;",
+                 "-o", str(out)]) == 0
+    s = Session.load(out)
+    assert [t.speaker for t in s.turns] == ["T", "C"]
+    assert main(["ingest", str(f), "--option", "nonsense"]) == 2
