@@ -33,11 +33,12 @@ import numpy as np  # noqa: E402
 from alliance_nlp.data.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
 from alliance_nlp.diarize import SPEAKER_IDS, Diarizer, merge_turns  # noqa: E402
 from alliance_nlp.diarize.training import (cs_group, cs_key, fit_role_model, fit_turn_model,  # noqa: E402
+                                           fit_unit_role_model, unit_data,
                                            labelled_session, load_dev_sessions, role_examples,
                                            turn_examples, unlabelled_session)
 from alliance_nlp.session import Session, Turn, Utterance, write_json_atomic  # noqa: E402
 
-LAYOUTS = ("turns", "sentences")
+LAYOUTS = ("turns", "sentences", "chunks")
 BAR = 0.97
 
 
@@ -51,18 +52,10 @@ def eval_roles(d: Diarizer, cs) -> dict:
 
 def eval_unlabelled(d: Diarizer, cs, layout: str) -> dict:
     s, gold = unlabelled_session(cs, layout)
-    units = Diarizer.units(s)
-    texts = [s.turns[ti].utterances[ui].text[a:b] for ti, ui, a, b in units]
-    recs = [ti for ti, _, _, _ in units]
-    roles = [gold[ti] for ti in recs]
-    probs = d.change_probabilities(texts, recs)
-    thr = d.turn_model.threshold
-    lab, cur = [0], 0
-    for p in probs:
-        cur = 1 - cur if p > thr else cur
-        lab.append(cur)
+    texts, recs, roles = unit_data(s, gold)
+    lab, _ = d.decode(texts, recs)
     true_ch = [roles[k] != roles[k + 1] for k in range(len(roles) - 1)]
-    pred_ch = [bool(p > thr) for p in probs]
+    pred_ch = [lab[k] != lab[k + 1] for k in range(len(lab) - 1)]
     tp = sum(a and b for a, b in zip(true_ch, pred_ch))
     fp = sum(b and not a for a, b in zip(true_ch, pred_ch))
     fn = sum(a and not b for a, b in zip(true_ch, pred_ch))
@@ -88,6 +81,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Evaluate diarization (roles, speaker changes) on the dev corpora")
     ap.add_argument("--corpus-dir", default=os.environ.get(CORPUS_ENV))
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--decoder", choices=("viterbi", "alternation"), default="viterbi")
+    ap.add_argument("--emission-weight", type=float, default=1.0)
     ap.add_argument("--out", default=str(ROOT / "evaluation" / "results"))
     args = ap.parse_args(argv)
     from sklearn.model_selection import GroupKFold
@@ -103,7 +98,9 @@ def main(argv=None) -> int:
     misses = []
     for fold, (tr, te) in enumerate(GroupKFold(n_splits=args.folds).split(sessions, groups=groups)):
         train = [sessions[i] for i in tr]
-        d = Diarizer(role_model=fit_role_model(train, role_ex), turn_model=fit_turn_model(train, turn_ex))
+        d = Diarizer(role_model=fit_role_model(train, role_ex), turn_model=fit_turn_model(train, turn_ex),
+                     unit_model=fit_unit_role_model(train, turn_ex) if args.decoder == "viterbi" else False,
+                     emission_weight=args.emission_weight)
         for i in te:
             cs = sessions[i]
             r = eval_roles(d, cs)
@@ -117,7 +114,8 @@ def main(argv=None) -> int:
                 unl[lay][cs.corpus]["sessions"] += 1
         print(f"fold {fold + 1}/{args.folds} done ({time.time() - t0:.0f}s)", flush=True)
 
-    res = {"evaluated": _dt.date.today().isoformat(), "protocol": f"GroupKFold({args.folds}) by AnnoMI video_url / "
+    res = {"evaluated": _dt.date.today().isoformat(), "decoder": args.decoder,
+           "emission_weight": args.emission_weight, "protocol": f"GroupKFold({args.folds}) by AnnoMI video_url / "
            "ESConv conversation; both models retrained per fold; labels hidden", "bar_role_accuracy": BAR,
            "roles": {}, "unlabelled": {}, "role_misses": sorted(misses)}
     allr = []
@@ -163,7 +161,8 @@ def _unl_summary(m):
 
 def markdown(res) -> str:
     L = ["# Diarization evaluation (development corpora)", "",
-         f"Protocol: {res['protocol']}. Evaluated {res['evaluated']}.", "",
+         f"Protocol: {res['protocol']}. Evaluated {res['evaluated']}. Unlabelled decoder: {res['decoder']}"
+         f" (emission weight {res['emission_weight']}).", "",
          "## Role attribution (gold speaker turns, roles hidden; session correct = both roles right)", "",
          "| corpus | sessions | correct | accuracy | mean conf. (right) | mean conf. (wrong) |",
          "|---|---:|---:|---:|---:|---:|"]
@@ -174,7 +173,8 @@ def markdown(res) -> str:
     L += ["", f"Bar: >= {res['bar_role_accuracy']:.0%} of development sessions -> "
               f"{'MET' if acc >= res['bar_role_accuracy'] else 'NOT MET'} ({acc:.1%}).", "",
           "## Unlabelled text (speaker changes between sentences; two-party alternation)", "",
-          "Layouts: `turns` = one line per corpus utterance; `sentences` = one line per sentence.", "",
+          "Layouts: `turns` = one line per corpus utterance; `sentences` = one line per sentence; "
+          "`chunks` = lines of 2-12 sentences cut regardless of speaker (pasted blocks, ASR segments).", "",
           "| layout | corpus | sessions | sentence units | change P | change R | change F1 | speaker acc. | role acc./unit |",
           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for lay, by in res["unlabelled"].items():

@@ -3,7 +3,7 @@ development corpora and write them to alliance_nlp/resources/ as JSON.
 
     .venv/bin/python training/train_roles.py [--corpus-dir ../shared/data] [--out alliance_nlp/resources]
 
-Deterministic (liblinear-free lbfgs, fixed data order), a minute or two on 2 CPU cores.
+Deterministic (lbfgs logistic regression, fixed data order); about a minute on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from alliance_nlp.data.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
-from alliance_nlp.diarize.training import fit_role_model, fit_turn_model, load_dev_sessions  # noqa: E402
+from alliance_nlp.diarize.training import (fit_role_model, fit_turn_model, fit_unit_role_model,  # noqa: E402
+                                           load_dev_sessions, turn_examples)  # noqa: E402
 
 VERSION = "1.0"
 
@@ -43,10 +44,15 @@ def main(argv=None) -> int:
     role = fit_role_model(sessions, meta=meta)
     role.save(out / "role_model.json")
     print(f"role model: {role.meta['n_train']} speaker examples -> {out / 'role_model.json'}", flush=True)
-    turn = fit_turn_model(sessions, meta=meta)
+    turn_ex = {f"{cs.corpus}:{cs.session}": turn_examples(cs) for cs in sessions}
+    turn = fit_turn_model(sessions, turn_ex, meta=meta)
     turn.save(out / "turn_model.json")
     print(f"turn model: {turn.meta['n_train']} boundaries -> {out / 'turn_model.json'} "
-          f"({time.time() - t0:.0f}s)")
+          f"({time.time() - t0:.0f}s)", flush=True)
+    unit = fit_unit_role_model(sessions, turn_ex, meta=meta)
+    unit.save(out / "unit_role_model.json")
+    print(f"unit role model: {unit.meta['n_train']} sentences, {len(unit.features)} features -> "
+          f"{out / 'unit_role_model.json'} ({time.time() - t0:.0f}s)")
     return 0
 
 

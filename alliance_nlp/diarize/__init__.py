@@ -5,7 +5,10 @@
 1. Unlabelled text (every record's speaker is "UNKNOWN", `session.meta["unlabelled"]`): records are
    cut into sentences (spaCy sentencizer), a trained speaker-change model (logistic regression over
    features of adjacent sentences, `resources/turn_model.json`) scores each boundary, and speakers
-   alternate SPEAKER_A / SPEAKER_B across the predicted changes. This is a TWO-PARTY ASSUMPTION:
+   alternate SPEAKER_A / SPEAKER_B across the changes. The changes are decoded jointly (Viterbi over
+   two parties) with a sentence-level therapist/client model (`resources/unit_role_model.json`,
+   logistic regression over words), which keeps A and B from swapping after one missed or spurious
+   change; `unit_model=False` gives plain alternation at P(change) > 0.5. This is a TWO-PARTY ASSUMPTION:
    a third voice in an unlabelled transcript is folded into A or B. A record cut by a change is split
    into pieces that keep its `source` (times split by ASR words or by characters). In a labelled
    session, a stray unlabelled record ("UNKNOWN") is taken as a continuation of the speaker before it.
@@ -33,12 +36,13 @@ import numpy as np
 
 from ..errors import AllianceError
 from ..session import Session, Speaker, Turn, Utterance
-from .features import boundary_features, speaker_features
+from .features import add_line_gap, boundary_features, speaker_features
 from .linear import LinearModel
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_ROLE_MODEL = RESOURCES / "role_model.json"
 DEFAULT_TURN_MODEL = RESOURCES / "turn_model.json"
+DEFAULT_UNIT_MODEL = RESOURCES / "unit_role_model.json"
 UNKNOWN = "UNKNOWN"
 SPEAKER_IDS = ("SPEAKER_A", "SPEAKER_B")
 
@@ -98,11 +102,16 @@ class Diarizer:
     def __init__(self, therapist: str | None = None, client: str | None = None,
                  role_model: str | os.PathLike | LinearModel | None = None,
                  turn_model: str | os.PathLike | LinearModel | None = None,
-                 threshold: float | None = None, second_client_min: float = 0.9, merge: bool = True):
+                 unit_model: str | os.PathLike | LinearModel | None | bool = None,
+                 threshold: float | None = None, second_client_min: float = 0.9, merge: bool = True,
+                 emission_weight: float = 1.0):
         self.therapist, self.client = therapist, client
         self.role_model = _load(role_model, DEFAULT_ROLE_MODEL, "role model")
         self._turn_model_arg = turn_model
         self._turn_model: LinearModel | None = None
+        self._unit_model_arg = unit_model
+        self._unit_model: LinearModel | None | bool = None
+        self.emission_weight = emission_weight
         self.threshold = threshold
         self.second_client_min = second_client_min
         self.merge = merge
@@ -113,12 +122,68 @@ class Diarizer:
             self._turn_model = _load(self._turn_model_arg, DEFAULT_TURN_MODEL, "speaker-change model")
         return self._turn_model
 
+    @property
+    def unit_model(self) -> LinearModel | None:
+        """Sentence-level P(therapist) model; None (plain alternation) when switched off with False."""
+        if self._unit_model is None:
+            if self._unit_model_arg is False:
+                self._unit_model = False
+            else:
+                self._unit_model = _load(self._unit_model_arg, DEFAULT_UNIT_MODEL, "sentence role model")
+        return self._unit_model or None
+
+    def decode(self, texts: list[str], records: list[int]) -> tuple[list[int], np.ndarray]:
+        """Party label (0 = the first sentence's party, 1 = the other) per sentence unit.
+
+        With the sentence role model: Viterbi over two parties {therapist-like, client-like}, with
+        transition probabilities from the speaker-change model and emissions P(party | sentence) /
+        P(party) (weighted by `emission_weight`); a change is where the decoded party flips. Without
+        it: alternate at every boundary whose change probability exceeds the threshold.
+        """
+        from .features import unit_role_features
+        probs = self.change_probabilities(texts, records)
+        um = self.unit_model
+        if um is None or not texts:
+            thr = self.threshold if self.threshold is not None else self.turn_model.threshold
+            labels, cur = [0], 0
+            for p in probs:
+                cur = 1 - cur if p > thr else cur
+                labels.append(cur)
+            return labels[:len(texts)], probs
+        pt = np.clip(um.predict_proba_sparse([unit_role_features(t) for t in texts]), 1e-4, 1 - 1e-4)
+        prior = float(um.meta.get("prior", 0.5))
+        lam = self.emission_weight
+        emit = np.stack([lam * (np.log(pt) - np.log(prior)), lam * (np.log(1 - pt) - np.log(1 - prior))], 1)
+        pc = np.clip(probs, 1e-4, 1 - 1e-4)
+        n = len(texts)
+        score = emit[0].copy()
+        back = np.zeros((n, 2), dtype=int)
+        for k in range(1, n):
+            stay, move = np.log(1 - pc[k - 1]), np.log(pc[k - 1])
+            new = np.empty(2)
+            for st in (0, 1):
+                a, b = score[st] + stay, score[1 - st] + move
+                back[k, st] = st if a >= b else 1 - st
+                new[st] = max(a, b) + emit[k, st]
+            score = new
+        states = [int(np.argmax(score))]
+        for k in range(n - 1, 0, -1):
+            states.append(back[k, states[-1]])
+        states.reverse()
+        return [int(x != states[0]) for x in states], probs
+
     # ---- 1. unlabelled text ------------------------------------------------------------------------
     def change_probabilities(self, texts: list[str], records: list[int]) -> np.ndarray:
         if len(texts) < 2:
             return np.zeros(0)
         m = self.turn_model
-        return m.predict_proba(m.vectorize(boundary_features(texts, records)))
+        rows = boundary_features(texts, records)
+        if "stage1" in m.meta:
+            if getattr(m, "_stage1", None) is None:
+                m._stage1 = LinearModel.from_dict(m.meta["stage1"])
+            s1 = m._stage1
+            add_line_gap(rows, s1.predict_proba(s1.vectorize(rows)))
+        return m.predict_proba(m.vectorize(rows))
 
     @staticmethod
     def units(session: Session) -> list[tuple[int, int, int, int]]:
@@ -135,12 +200,7 @@ class Diarizer:
             return session
         texts = [session.turns[ti].utterances[ui].text[a:b] for ti, ui, a, b in units]
         records = [ti * 100000 + ui for ti, ui, _, _ in units]
-        probs = self.change_probabilities(texts, records)
-        thr = self.threshold if self.threshold is not None else self.turn_model.threshold
-        labels, cur = [0], 0
-        for p in probs:
-            cur = 1 - cur if p > thr else cur
-            labels.append(cur)
+        labels, probs = self.decode(texts, records)
         # runs of units with one speaker inside one utterance become pieces of it
         new_turns: list[Turn] = []
         k = 0
@@ -173,7 +233,8 @@ class Diarizer:
                 session.speakers.setdefault(sid, Speaker(sid, name=sid))
         session.meta.setdefault("diarize", {}).update({
             "speaker_changes": "model", "two_party_assumption": True, "units": len(units),
-            "changes": int(sum(p > thr for p in probs)), "threshold": thr})
+            "decoder": "viterbi" if self.unit_model is not None else "alternation",
+            "changes": int(sum(a != b for a, b in zip(labels, labels[1:])))})
         return session
 
     @staticmethod

@@ -49,7 +49,7 @@ SPEAKER_RATES = ("q_turn", "reflect_turn", "qstart_turn", "advice_turn", "affirm
                  "backchannel_turn", "you_word", "i_word", "we_word", "you_share", "hedge_word",
                  "emotion_word", "log_mean_words", "first_person_emotion_turn")
 SPEAKER_FEATURES = SPEAKER_RATES + tuple(f"rel_{f}" for f in SPEAKER_RATES) + (
-    "talk_share", "turn_share", "speaks_first", "n_speakers_gt2")
+    "talk_share", "turn_share", "speaks_first", "n_speakers_gt2", "single_speaker")
 
 
 def tokens(text: str) -> list[str]:
@@ -108,6 +108,7 @@ def speaker_features(turns: Sequence[tuple[str, str]]) -> dict[str, dict[str, fl
         f["turn_share"] = v["_turns"] / total_turns
         f["speaks_first"] = float(s == first)
         f["n_speakers_gt2"] = float(len(stats) > 2)
+        f["single_speaker"] = float(len(stats) == 1)
         out[s] = f
     return out
 
@@ -129,6 +130,25 @@ BOUNDARY_FEATURES = (
      "log_sents_per_record", "n_reflect", "n_qstart", "p_emotion_i", "n_emotion_i")
     + tuple(f"start_{m}" for m in MARKERS)
 )
+RECORD_FEATURES = ("record_boundary", "rb_x_log_sents_per_record", "log_sents_per_record")
+TEXT_FEATURES = tuple(f for f in BOUNDARY_FEATURES if f not in RECORD_FEATURES)
+# Document-level: do line breaks in this file line up with speaker changes? A text-only first stage
+# scores every boundary; `line_gap` = its mean P(change) at line breaks minus within lines. Large in a
+# file with one turn per line, near zero for sentence-per-line text or blocks cut regardless of speaker.
+DOC_FEATURES = ("line_gap", "rb_x_line_gap", "within_x_line_gap")
+BOUNDARY_FEATURES = BOUNDARY_FEATURES + DOC_FEATURES
+
+
+def add_line_gap(rows: list[dict[str, float]], p_text: Sequence[float]) -> list[dict[str, float]]:
+    """Add the document-level line-break features to boundary rows (in place), given stage-1 scores."""
+    at = [p for r, p in zip(rows, p_text) if r["record_boundary"]]
+    within = [p for r, p in zip(rows, p_text) if not r["record_boundary"]]
+    gap = (sum(at) / len(at) - sum(within) / len(within)) if at and within else 0.0
+    for r in rows:
+        r["line_gap"] = gap
+        r["rb_x_line_gap"] = gap * r["record_boundary"]
+        r["within_x_line_gap"] = gap * (1 - r["record_boundary"])
+    return rows
 
 
 def _unit_info(text: str) -> dict:
@@ -184,3 +204,20 @@ def boundary_features(texts: Sequence[str], records: Sequence[int]) -> list[dict
             f[f"start_{m}"] = float(n["first"] == m)
         out.append(f)
     return out
+
+
+# ---- sentence-level role (emission for joint decoding) ---------------------------------------------
+def unit_role_features(text: str) -> dict[str, float]:
+    """Sparse bag of words plus a few shape flags for one sentence (therapist vs client)."""
+    toks = tokens(text)
+    f = {f"w={t}": 1.0 for t in toks}
+    for a, b in zip(toks, toks[1:]):
+        if a in SECOND or a in FIRST or b in SECOND or b in FIRST:
+            f[f"b={a}_{b}"] = 1.0
+    if toks:
+        f[f"first={toks[0]}"] = 1.0
+    if "?" in text:
+        f["shape=q"] = 1.0
+    n = len(toks)
+    f["shape=len<=3" if n <= 3 else ("shape=len>20" if n > 20 else "shape=len4-20")] = 1.0
+    return f

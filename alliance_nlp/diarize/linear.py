@@ -25,6 +25,7 @@ class LinearModel:
     coef: list[float]
     intercept: float
     calibration: tuple[float, float] = (1.0, 0.0)  # p = sigmoid(a * decision + b)
+    # meta may hold a nested model dict (e.g. "stage1"): a first-stage model used to build features
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -39,6 +40,21 @@ class LinearModel:
         """Calibrated probability of the positive class, one per row."""
         a, b = self.calibration
         z = np.clip(a * self.decision(X) + b, -50, 50)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def decision_sparse(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+        """Decision for sparse rows (dicts holding only non-zero features), without a dense matrix."""
+        if not hasattr(self, "_index"):
+            mean, scale, coef = map(np.asarray, (self.mean, self.scale, self.coef))
+            self._w = coef / scale
+            self._base = self.intercept - float(np.sum(mean * self._w))
+            self._index = {f: i for i, f in enumerate(self.features)}
+        idx, w = self._index, self._w
+        return np.array([self._base + sum(w[idx[f]] * v for f, v in r.items() if f in idx) for r in rows])
+
+    def predict_proba_sparse(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+        a, b = self.calibration
+        z = np.clip(a * self.decision_sparse(rows) + b, -50, 50)
         return 1.0 / (1.0 + np.exp(-z))
 
     def vectorize(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
@@ -68,14 +84,23 @@ class LinearModel:
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        d = self.to_dict()
-        for k in ("mean", "scale", "coef"):
-            d[k] = [round(float(x), 6) for x in d[k]]
-        d["intercept"] = round(float(d["intercept"]), 6)
-        d["calibration"] = [round(float(x), 6) for x in d["calibration"]]
+        d = _rounded(self.to_dict())
         path.write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LinearModel":
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    d = dict(d)
+    for k in ("mean", "scale", "coef", "calibration"):
+        d[k] = [round(float(x), 6) for x in d[k]]
+    d["intercept"] = round(float(d["intercept"]), 6)
+    meta = dict(d.get("meta", {}))
+    for k, v in meta.items():
+        if isinstance(v, dict) and v.get("schema") == SCHEMA:
+            meta[k] = _rounded(v)
+    d["meta"] = meta
+    return d
