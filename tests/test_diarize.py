@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from alliance_nlp.data.corpora import default_corpus_dir
+
 from alliance_nlp.diarize import (DEFAULT_ROLE_MODEL, DEFAULT_TURN_MODEL, DEFAULT_UNIT_MODEL, Diarizer,
                                   SpeakerNotFoundError, merge_turns)
 from alliance_nlp.diarize.features import BOUNDARY_FEATURES, SPEAKER_FEATURES
 from alliance_nlp.diarize.linear import LinearModel
 from alliance_nlp.session import Session, Speaker, Turn, Utterance
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_corpora = pytest.mark.skipif(not (CORPORA / "annomi").is_dir() or not (CORPORA / "esconv").is_dir(),
-                                   reason="development corpora not in ../shared/data")
+CORPORA = default_corpus_dir()
+needs_corpora = pytest.mark.skipif(CORPORA is None or not (Path(CORPORA) / "annomi").is_dir(),
+                                   reason="development corpora not in ../shared/data ($ALLIANCE_NLP_CORPORA)")
 
 
 def make(records, unlabelled=False, times=False):

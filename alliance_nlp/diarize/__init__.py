@@ -25,7 +25,8 @@
    = P(not therapist)). Roles the file states (role_method "label") are kept; user overrides
    (`therapist=` / `client=`, matched to speaker id or name, case-insensitive) win over everything and
    get role_method "user". With two speakers and one role fixed (by label or user), the other speaker
-   gets the complementary role with the same method and confidence 1.0.
+   gets the complementary role with the same method and confidence 1.0. Model confidences are capped
+   at 0.999, so 1.0 always means "stated". Measured accuracy: evaluation/results/diarize.md.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ DEFAULT_ROLE_MODEL = RESOURCES / "role_model.json"
 DEFAULT_TURN_MODEL = RESOURCES / "turn_model.json"
 DEFAULT_UNIT_MODEL = RESOURCES / "unit_role_model.json"
 UNKNOWN = "UNKNOWN"
+MAX_MODEL_CONFIDENCE = 0.999
 SPEAKER_IDS = ("SPEAKER_A", "SPEAKER_B")
 
 __all__ = ["Diarizer", "SpeakerNotFoundError", "merge_turns", "LinearModel", "is_unlabelled"]
@@ -343,6 +345,8 @@ class Diarizer:
                     assigned[s] = ("client", pc, "model") if pc >= self.second_client_min else ("other", pc, "model")
         for sid, (role, conf, meth) in assigned.items():
             sp = session.speakers[sid]
+            if meth == "model":  # a model is never certain: keep 1.0 for roles stated by file or user
+                conf = min(float(conf), MAX_MODEL_CONFIDENCE)
             sp.role, sp.role_confidence, sp.role_method = role, round(float(conf), 4), meth
         if probs:
             session.meta.setdefault("diarize", {})["p_therapist"] = {s: round(p, 4) for s, p in probs.items()}
