@@ -183,7 +183,13 @@ def markdown(res) -> str:
                      f"{v['change_recall']:.3f} | {v['change_f1']:.3f} | {v['speaker_accuracy']:.3f} | "
                      f"{v['role_accuracy_per_unit']:.3f} |")
     L += ["", "Speaker accuracy: best of the two SPEAKER_A/B permutations per session, weighted by sentence "
-              "units. Role accuracy per unit: end to end (split + roles), no permutation.", ""]
+              "units. Role accuracy per unit: end to end (split + roles), no permutation.", "",
+          "Notes: the speaker split assumes two parties. The Viterbi emission weight (1.0) was compared "
+          "with 0.6 and 1.6 on this same cross-validation (differences <= 0.01), so it is lightly tuned "
+          "on these figures. In `chunks` a unit's gold speaker is that of the gold sentence it starts in. "
+          "Confidence on the wrongly attributed sessions is still high (mean above), so treat role "
+          "confidence as a ranking, not an error rate. These are development-corpus figures (AnnoMI "
+          "demonstration videos, ESConv peer-support chats); real clinical transcripts may differ.", ""]
     return "\n".join(L)
 
 
