@@ -112,18 +112,20 @@ def load_base(name_or_path: str | os.PathLike | None = None, *, sha256: str | No
     """Load tokenizer + AutoModel offline (local_files_only unless `allow_download`).
 
     `sha256`: expected hash of model.safetensors. The default model is always checked against the
-    pinned hash; for any other model the check runs when `sha256` is given.
+    pinned hash; any other model is checked when `sha256` is given, and `info["sha256"]` records the
+    hash of the loaded file either way (None when the weights are not a local model.safetensors).
     """
     from transformers import AutoModel, AutoTokenizer
 
     name, location, pinned = resolve_base(name_or_path)
     expected = sha256 or pinned
     digest = None
-    if verify and expected:
+    if verify:  # check against the expected hash; otherwise record the hash of what was loaded
         wp = _weights_path(location, allow_download)
-        if wp is None:
+        if expected and wp is None:
             raise EncoderError(f"{name}: cannot verify the weights: no {WEIGHTS_FILE} found locally")
-        digest = verify_sha256(wp, expected)
+        if wp is not None:
+            digest = verify_sha256(wp, expected) if expected else sha256_file(wp)
     from transformers.utils import logging as hf_logging
 
     kw: dict[str, Any] = {"local_files_only": not allow_download}

@@ -1,0 +1,141 @@
+"""Marker classifier: hash check, tiny end-to-end train/save/load, shipped model, batching order.
+
+Fast and offline: the tiny model is a randomly initialised 2-layer BERT (hidden 32) with a word-level
+vocabulary written into tmp_path; every text here is invented.
+"""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from alliance_nlp.classifier_training import TrainConfig, train
+from alliance_nlp.classify import REPO_MODEL_DIR, MarkerClassifier, ModelNotFoundError, encode_batches
+from alliance_nlp.encoder import IntegrityError, load_base, sha256_file, verify_sha256
+from alliance_nlp.labels import LABELS
+from alliance_nlp.session import Session, Speaker, Turn, Utterance
+
+WORDS = ("i you we feel think want try talk week work sleep home help plan next time today okay no yes "
+         "maybe really hard good bad sorry that sounds difficult what would like to do about it not sure "
+         "know don't this won't for me can let's".split())
+INVENTED = [
+    ("therapist", "What would you like to get out of our time today?"),
+    ("client", "I want to stop arguing with my brother every weekend."),
+    ("therapist", "That sounds exhausting, and it makes sense you feel worn out."),
+    ("client", "I don't know. Whatever."),
+    ("therapist", "I may have pushed too fast just now. What felt off for you?"),
+    ("client", "Maybe we could plan what I say on Saturday."),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny_bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ":", ".", ",", "?", "'", "therapist", "client"] + WORDS
+    (d / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(d)
+    return d
+
+
+def tiny_rows(n_sessions=7, seed=0):
+    rng = random.Random(seed)
+    splits = ["train"] * 4 + ["validation"] * 2 + ["test"]
+    rows = []
+    for s in range(n_sessions):
+        for pos in range(rng.randint(6, 11)):
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 14)))
+            labels = [int(rng.random() < 0.3) for _ in LABELS]
+            rows.append({"corpus": "toy", "session": str(s), "split": splits[s % len(splits)],
+                         "position": pos, "role": ("therapist", "client")[pos % 2], "text": text,
+                         "labels": labels})
+    return rows
+
+
+def tiny_config(base, **kw):
+    return TrainConfig.from_dict({
+        "base_model": str(base), "max_length": 24, "epochs": 1, "max_steps": 2,
+        "lora": {"r": 2, "lora_alpha": 4, "target_modules": ["query", "value"], "layers_to_transform": None},
+        "context": {"dim": 16, "heads": 2, "ffn": 32, "window": 3},
+        "chunk_utterances": 4, "utterances_per_step": 12, "encode_batch": 5, **kw})
+
+
+def invented_session():
+    turns = [Turn(spk, [Utterance(text, spk)]) for spk, text in
+             (("T" if role == "therapist" else "C", text) for role, text in INVENTED)]
+    return Session("invented", turns=turns, speakers={"T": Speaker("T", role="therapist"),
+                                                       "C": Speaker("C", role="client")})
+
+
+def test_hash_verification_rejects_a_wrong_file(tmp_path, tiny_base):
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"not the weights")
+    assert verify_sha256(f, sha256_file(f)) == sha256_file(f)
+    with pytest.raises(IntegrityError, match="SHA-256 mismatch"):
+        verify_sha256(f, "0" * 64)
+    with pytest.raises(IntegrityError):
+        load_base(tiny_base, sha256="f" * 64)
+    good = sha256_file(tiny_base / "model.safetensors")
+    assert load_base(tiny_base, sha256=good).info["sha256"] == good
+
+
+def test_tiny_model_trains_and_round_trips(tmp_path, tiny_base):
+    logs = []
+    out = tmp_path / "model"
+    clf = train(tiny_config(tiny_base), tiny_rows(), out, log=logs.append)
+    assert [r["event"] for r in logs][0] == "start" and any(r["event"] == "epoch" for r in logs)
+    assert all(np.isfinite(r["train_loss"]) for r in logs if r["event"] == "epoch")
+    # the artifact holds the adapter, context layer and config, never the base weights
+    names = {p.name for p in out.rglob("*") if p.is_file()}
+    assert {"config.json", "context.safetensors", "adapter_model.safetensors", "adapter_config.json"} <= names
+    assert "model.safetensors" not in names
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["labels"] == list(LABELS) and len(cfg["calibration"]["threshold"]) == len(LABELS)
+    assert cfg["base_model"]["sha256"] == sha256_file(tiny_base / "model.safetensors")
+
+    session = invented_session()
+    before = clf.predict_proba([session])[0]
+    loaded = MarkerClassifier.load(out, device="cpu")          # LoRA merged into the base at load
+    after = loaded.predict_proba([session])[0]
+    assert after.shape == (6, len(LABELS))
+    np.testing.assert_allclose(before, after, atol=1e-5)
+    loaded(session)
+    for u, p in zip(session.utterances, after):
+        assert list(u.probabilities) == list(LABELS)
+        assert u.markers == [l for l, v, t in zip(LABELS, p, loaded.thresholds) if v >= t]
+
+
+def test_length_sorted_batching_keeps_input_order(tiny_base):
+    base = load_base(tiny_base)
+    tok = base.tokenizer
+    texts = [" ".join(WORDS[: (i * 7) % 23 + 1]) for i in range(13)]
+    ids = tok(texts)["input_ids"]
+    with torch.inference_mode():
+        one_by_one = torch.cat([encode_batches(base.model, tok, [x], 1, "cpu") for x in ids])
+        batched = encode_batches(base.model, tok, ids, 4, "cpu")
+    torch.testing.assert_close(batched, one_by_one, atol=1e-5, rtol=1e-4)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="train_classifier.py"):
+        MarkerClassifier.load(tmp_path / "absent")
+
+
+@pytest.mark.skipif(not (REPO_MODEL_DIR / "config.json").is_file(), reason="shipped model not trained yet")
+def test_shipped_model_tags_an_invented_session():
+    clf = MarkerClassifier.load(device="cpu")
+    session = clf(invented_session())
+    assert len(session.utterances) == 6
+    for u in session.utterances:
+        assert set(u.probabilities) == set(LABELS)
+        assert all(0.0 <= v <= 1.0 for v in u.probabilities.values())
+        assert set(u.markers) <= set(LABELS)
+    # batch size does not change results (length-sorted batches are scattered back in order)
+    small = MarkerClassifier.load(device="cpu", batch_size=2).predict_proba([invented_session()])[0]
+    np.testing.assert_allclose(small, clf.predict_proba([invented_session()])[0], atol=1e-4)

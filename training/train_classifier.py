@@ -1,0 +1,61 @@
+"""Train the alliance-marker classifier and write the model folder.
+
+    python training/train_classifier.py --config training/configs/default.yaml \
+        --output models/alliance-markers-v1
+
+Reads the annotation release (data/annotations/alliance_markers.v1.0.jsonl, built with
+`python -m alliance_nlp.data.annotations build`) joined to the corpus text, trains on the train split,
+selects the epoch and calibrates on validation, and never reads the test split. Metrics go to
+<output>/train_log.jsonl (one JSON object per line: start, every 10 steps, each epoch, calibration).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alliance_nlp.classifier_training import data_version, load_config, train  # noqa: E402
+from alliance_nlp.data.annotations import RELEASE_NAME, ROOT  # noqa: E402
+from alliance_nlp.data.dataset import build_rows, load_annotations  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(Path(__file__).parent / "configs" / "default.yaml"))
+    ap.add_argument("--output", required=True, help="model folder to write")
+    ap.add_argument("--annotations", help=f"release JSONL (default data/annotations/{RELEASE_NAME})")
+    ap.add_argument("--corpus-dir")
+    ap.add_argument("--log", help="metrics log (default <output>/train_log.jsonl)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a config option, e.g. --set epochs=1 --set max_train_sessions=10")
+    args = ap.parse_args(argv)
+
+    cfg = load_config(args.config)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        if not hasattr(cfg, k):
+            ap.error(f"unknown option {k}")
+        setattr(cfg, k, json.loads(v))
+    ann = Path(args.annotations) if args.annotations else ROOT / RELEASE_NAME
+    rows = build_rows(load_annotations(ann), args.corpus_dir)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = Path(args.log) if args.log else out / "train_log.jsonl"
+    log_path.write_text("")
+
+    def log(rec):
+        rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **rec}
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        print(json.dumps(rec), flush=True)
+
+    train(cfg, rows, out, log=log, data_info=data_version(ann))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
