@@ -43,7 +43,7 @@ def tag_all(sessions: dict, cache_name: str, model: str | None) -> dict[str, np.
     from tqdm import tqdm
 
     clf = MarkerClassifier.load(path=model)
-    fp = getattr(clf, "fingerprint", "model")
+    fp = getattr(clf, "fingerprint", None) or _fingerprint(model)
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{cache_name}-{fp}.npz"
     if path.is_file():
@@ -51,11 +51,27 @@ def tag_all(sessions: dict, cache_name: str, model: str | None) -> dict[str, np.
         if set(d.files) >= set(sessions):
             return {k: d[k] for k in sessions}
     out = {}
-    for sid, cs in tqdm(sessions.items(), desc=f"tagging {cache_name}", file=sys.stderr):
-        s = clf(to_session(cs))
-        out[sid] = np.array([[u.probabilities[l] for l in LABELS] for u in s.utterances])
+    keys = list(sessions)
+    step = 64  # sessions per call: their utterances share length-sorted batches
+    for i in tqdm(range(0, len(keys), step), desc=f"tagging {cache_name} ({len(keys)} sessions)",
+                  unit="x64", file=sys.stderr):
+        chunk = keys[i:i + step]
+        for k, P in zip(chunk, clf.predict_proba([to_session(sessions[k]) for k in chunk])):
+            out[k] = np.asarray(P)
     np.savez_compressed(path, **out)
     return out
+
+
+def _fingerprint(model: str | None) -> str:
+    """Short hash of the classifier's files, so cached probabilities follow the model."""
+    import hashlib
+    from alliance_nlp.classify import REPO_MODEL_DIR
+    root = Path(model) if model else REPO_MODEL_DIR
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.suffix in (".json", ".safetensors"):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def features(cs, P: np.ndarray, agg_thresholds: dict | None = None) -> np.ndarray:
@@ -100,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model")
     ap.add_argument("--write-default", action="store_true")
     ap.add_argument("--alpha", type=float, default=10.0)
+    ap.add_argument("--limit", type=int, help="smoke test: only the first N sessions of each corpus")
     args = ap.parse_args(argv)
 
     annotated, test_split = set(), set()
@@ -116,6 +133,8 @@ def main(argv=None) -> int:
                                "alliance from ASR transcripts of 1,235 sessions"}}
     # ---- ESConv ----
     es = {k: v for k, v in read_esconv(args.corpus_dir).items() if ("esconv", k) not in annotated}
+    if args.limit:
+        es = dict(list(es.items())[:args.limit])
     P = tag_all(es, "esconv", args.model)
     ids = sorted(es)
     X = np.array([features(es[k], P[k]) for k in ids])
@@ -150,6 +169,8 @@ def main(argv=None) -> int:
 
     # ---- AnnoMI ----
     am = read_annomi(args.corpus_dir)
+    if args.limit:
+        am = dict(list(am.items())[:args.limit])
     Pa = tag_all(am, "annomi", args.model)
     aids = sorted(am, key=int)
     Xa = np.array([features(am[k], Pa[k]) for k in aids])
