@@ -41,7 +41,7 @@ class TrainConfig:
         "r": 8, "lora_alpha": 16, "lora_dropout": 0.1,
         "target_modules": ["query", "key", "value", "dense"], "layers_to_transform": [3, 4, 5]})
     context: dict[str, Any] = field(default_factory=lambda: {
-        "dim": 256, "layers": 1, "heads": 4, "ffn": 512, "window": 8, "lookahead": 0, "dropout": 0.1})
+        "dim": 256, "layers": 1, "heads": 4, "ffn": 512, "window": 8, "lookahead": 0, "dropout": 0.2})
     epochs: int = 5
     chunk_utterances: int = 32             # utterances with loss per chunk
     utterances_per_step: int = 96          # loss-bearing utterances per optimiser step

@@ -102,8 +102,10 @@ class ContextLayer(nn.Module):
                  n_roles: int = N_ROLES):
         super().__init__()
         self.window, self.lookahead, self.heads = window, lookahead, heads
-        self.inp = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, dim))
+        # the encoder's mean-pooled vectors have a small, model-dependent scale: normalise them first
+        self.inp = nn.Sequential(nn.LayerNorm(in_dim), nn.Dropout(dropout), nn.Linear(in_dim, dim))
         self.role = nn.Embedding(n_roles, dim)
+        nn.init.normal_(self.role.weight, std=0.02)   # not N(0, 1), which would drown the utterance
         self.rel = nn.Parameter(torch.zeros(layers, heads, window + lookahead + 1))
         self.blocks = nn.ModuleList(Block(dim, heads, ffn, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
@@ -290,7 +292,11 @@ class MarkerClassifier:
 
     def predict_proba(self, sessions: Sequence[Session]) -> list[np.ndarray]:
         """Calibrated probabilities, one (n_utterances x 6) array per session, labels in LABELS order."""
-        return [self.calibrate(z) for z in self.logits([self.session_inputs(s) for s in sessions])]
+        return self.predict_proba_inputs([self.session_inputs(s) for s in sessions])
+
+    def predict_proba_inputs(self, sessions: Sequence[tuple[list[str], list[str]]]) -> list[np.ndarray]:
+        """As predict_proba, for sessions given as (utterance texts, speaker roles) pairs."""
+        return [self.calibrate(z) for z in self.logits(sessions)]
 
     def __call__(self, session: Session) -> Session:
         P = self.predict_proba([session])[0]

@@ -1,0 +1,286 @@
+"""Evaluate the alliance-marker classifier on the held-out, session-grouped TEST split.
+
+    .venv/bin/python evaluation/eval_classifier.py [--model models/alliance-markers-v1] [--bootstrap 1000]
+
+Per label: precision, recall, F1 (at the thresholds chosen on validation), AUPRC, expected calibration
+error (10 equal-width bins), Cohen's kappa of the thresholded markers against the release labels
+(adjudicated where a session was double-coded, else the primary coder's); macro-F1, macro-AUPRC and
+mean ECE. 95% intervals: cluster bootstrap over test sessions (sessions resampled with replacement,
+percentile intervals), also for the paired difference in macro-F1 against each baseline. Baselines
+(evaluation/baselines.py) are fitted on train and tuned on validation only. Human-human agreement
+(kappa from data/annotations/manifest.json) is reported next to the model's.
+Writes evaluation/results/classifier.json and classifier.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "evaluation"))
+
+import numpy as np  # noqa: E402
+
+from alliance_nlp.calibration import expected_calibration_error  # noqa: E402
+from alliance_nlp.data.annotations import RELEASE_NAME  # noqa: E402
+from alliance_nlp.data.annotations import ROOT as ANN_ROOT  # noqa: E402
+from alliance_nlp.data.dataset import build_rows, load_annotations  # noqa: E402
+from alliance_nlp.labels import LABELS  # noqa: E402
+from alliance_nlp.session import write_json_atomic  # noqa: E402
+
+MODEL_NAMES = {"classifier": "fine-tuned classifier (ours)", "tfidf_logreg": "TF-IDF + logistic regression",
+               "zero_shot_similarity": "zero-shot construct similarity (base MiniLM)"}
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+def kappa(a: np.ndarray, b: np.ndarray) -> float:
+    n = len(a)
+    if n == 0:
+        return float("nan")
+    po = float(np.mean(a == b))
+    pa, pb = a.mean(), b.mean()
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return float("nan") if pe == 1 else float((po - pe) / (1 - pe))
+
+
+def auprc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+    return float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def label_metrics(y: np.ndarray, p: np.ndarray, t: float) -> dict:
+    pred = (p >= t).astype(int)
+    tp, fp, fn = int(((pred == 1) & (y == 1)).sum()), int(((pred == 1) & (y == 0)).sum()), int(((pred == 0) & (y == 1)).sum())
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
+    return {"precision": prec, "recall": rec, "f1": f1, "auprc": auprc(y, p),
+            "ece": expected_calibration_error(y, p), "kappa": kappa(y, pred),
+            "positives": int(y.sum()), "predicted": int(pred.sum())}
+
+
+def all_metrics(Y: np.ndarray, P: np.ndarray, thr: np.ndarray) -> dict:
+    per = {l: label_metrics(Y[:, j], P[:, j], thr[j]) for j, l in enumerate(LABELS)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {"labels": per,
+                "macro_f1": float(np.nanmean([v["f1"] for v in per.values()])),
+                "macro_auprc": float(np.nanmean([v["auprc"] for v in per.values()])),
+                "mean_ece": float(np.nanmean([v["ece"] for v in per.values()])),
+                "mean_kappa": float(np.nanmean([v["kappa"] for v in per.values()]))}
+
+
+SCALARS = ("macro_f1", "macro_auprc", "mean_ece", "mean_kappa")
+PER_LABEL = ("precision", "recall", "f1", "auprc", "ece", "kappa")
+
+
+def bootstrap(Y, preds: dict, thr: dict, sessions: np.ndarray, B: int, seed: int) -> dict:
+    """Cluster bootstrap: resample sessions; percentile 95% intervals for every metric and for the
+    paired macro-F1 difference classifier - baseline."""
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(sessions)
+    members = {s: np.flatnonzero(sessions == s) for s in uniq}
+    draws: dict = {m: {k: [] for k in SCALARS} | {f"{l}.{k}": [] for l in LABELS for k in PER_LABEL}
+                   for m in preds}
+    diffs = {m: [] for m in preds if m != "classifier"} if "classifier" in preds else {}
+    for _ in range(B):
+        idx = np.concatenate([members[s] for s in rng.choice(uniq, size=len(uniq), replace=True)])
+        res = {m: all_metrics(Y[idx], P[idx], thr[m]) for m, P in preds.items()}
+        for m, r in res.items():
+            for k in SCALARS:
+                draws[m][k].append(r[k])
+            for l in LABELS:
+                for k in PER_LABEL:
+                    draws[m][f"{l}.{k}"].append(r["labels"][l][k])
+        for m in diffs:
+            diffs[m].append(res["classifier"]["macro_f1"] - res[m]["macro_f1"])
+
+    def ci(v):
+        v = np.asarray(v, dtype=float)
+        v = v[np.isfinite(v)]
+        return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else [None, None]
+
+    out = {m: {k: ci(v) for k, v in d.items()} for m, d in draws.items()}
+    out["macro_f1_difference_vs_classifier"] = {
+        m: {"ci95": ci(v), "share_above_zero": float(np.mean(np.asarray(v) > 0))} for m, v in diffs.items() if v}
+    return out
+
+
+# ---- run --------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="model folder (default: the shipped models/alliance-markers-v1)")
+    ap.add_argument("--annotations", help=f"release JSONL (default data/annotations/{RELEASE_NAME})")
+    ap.add_argument("--corpus-dir")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "classifier"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from alliance_nlp.classifier_training import data_version, sessions_from_rows
+    from alliance_nlp.classify import MarkerClassifier
+    from baselines import TfidfLogReg, ZeroShotSimilarity
+
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    ann = Path(args.annotations) if args.annotations else ANN_ROOT / RELEASE_NAME
+    rows = build_rows(load_annotations(ann), args.corpus_dir)
+    key = lambda r: (r["corpus"], r["session"], r["position"])  # noqa: E731  (= sessions_from_rows order)
+    split = {s: sorted((r for r in rows if r["split"] == s), key=key) for s in ("train", "validation", "test")}
+    test = split["test"]
+    Y = np.array([r["labels"] for r in test], dtype=int)
+    sess_ids = np.array([f"{r['corpus']}/{r['session']}" for r in test])
+
+    clf = MarkerClassifier.load(args.model, device="cpu")
+    trained_on = clf.config.get("training", {}).get("data", {})
+    now = data_version(ann)
+    if trained_on.get("sha256") and trained_on.get("sha256") != now.get("sha256"):
+        print(f"note: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
+              f"{now['sha256'][:12]}; splits are by session, so test sessions stay unseen", file=sys.stderr)
+    test_sessions = sessions_from_rows(test)
+    preds = {"classifier": np.concatenate(clf.predict_proba_inputs([(s.texts, s.roles) for s in test_sessions]))}
+    thr = {"classifier": clf.thresholds}
+    timings = {"classifier_predict_s": round(time.time() - t0, 1)}
+
+    for B in (TfidfLogReg(), ZeroShotSimilarity()):
+        t = time.time()
+        B.fit(split["train"], split["validation"])
+        preds[B.name] = B.predict_proba(test)
+        thr[B.name] = np.asarray(B.thresholds)
+        timings[f"{B.name}_s"] = round(time.time() - t, 1)
+
+    point = {m: all_metrics(Y, P, thr[m]) for m, P in preds.items()}
+    t = time.time()
+    cis = bootstrap(Y, preds, thr, sess_ids, args.bootstrap, args.seed)
+    timings["bootstrap_s"] = round(time.time() - t, 1)
+
+    by_corpus = {}
+    for corpus in sorted({r["corpus"] for r in test}):
+        m = np.array([r["corpus"] == corpus for r in test])
+        by_corpus[corpus] = {
+            "utterances": int(m.sum()), "sessions": int(len(np.unique(sess_ids[m]))),
+            **{name: all_metrics(Y[m], P[m], thr[name]) for name, P in preds.items()},
+            "ci95": {k: v for k, v in bootstrap(Y[m], {n: P[m] for n, P in preds.items()}, thr, sess_ids[m],
+                                                 min(args.bootstrap, 300), args.seed).items()
+                     if k == "classifier"}}
+    adj = np.array([r.get("coder") == "adjudicated" for r in test])
+    adjudicated = None
+    if adj.any():
+        adjudicated = {"utterances": int(adj.sum()), "sessions": int(len(np.unique(sess_ids[adj]))),
+                       "kappa": {l: kappa(Y[adj, j], (preds["classifier"][adj, j] >= thr["classifier"][j]).astype(int))
+                                 for j, l in enumerate(LABELS)}}
+
+    manifest = ANN_ROOT / "manifest.json"
+    human = json.loads(manifest.read_text()).get("reliability") if manifest.is_file() else None
+
+    result = {
+        "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": str(clf.path), "model_config": {k: clf.config.get(k) for k in ("name", "base_model", "context", "lora")},
+        "data": {**now, "trained_on": trained_on,
+                 "test": {"utterances": len(test), "sessions": int(len(np.unique(sess_ids))),
+                          "positives": dict(zip(LABELS, map(int, Y.sum(0))))}},
+        "protocol": {"split": "session-grouped held-out test (AnnoMI by video, ESConv by conversation)",
+                     "thresholds": "per label, max F1 on validation", "bootstrap": args.bootstrap,
+                     "interval": "95% percentile, cluster bootstrap over test sessions",
+                     "ece": "10 equal-width bins per label", "seed": args.seed},
+        "results": {m: {**point[m], "ci95": cis[m], "thresholds": dict(zip(LABELS, map(float, thr[m])))}
+                    for m in preds},
+        "macro_f1_difference": cis["macro_f1_difference_vs_classifier"],
+        "by_corpus": by_corpus,
+        "agreement": {"human_human": human, "model_vs_release_labels_test": {
+            l: point["classifier"]["labels"][l]["kappa"] for l in LABELS},
+            "model_vs_adjudicated_test": adjudicated},
+        "timings": {**timings, "total_s": round(time.time() - t0, 1)},
+    }
+    out = Path(args.out)
+    write_json_atomic(out.with_suffix(".json"), _clean(result))
+    out.with_suffix(".md").write_text(render_md(_clean(result)), encoding="utf-8")
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
+def _clean(o):
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return None if not np.isfinite(o) else round(float(o), 4)
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def _f(x, d=3):
+    return "n/a" if x is None else f"{x:.{d}f}"
+
+
+def _ci(c):
+    return "n/a" if not c or c[0] is None else f"[{c[0]:.3f}, {c[1]:.3f}]"
+
+
+def render_md(r: dict) -> str:
+    d = r["data"]
+    L = [f"# Alliance-marker classifier: held-out test evaluation", "",
+         f"Generated {r['generated']} by `evaluation/eval_classifier.py`. Model `{r['model_config']['name']}` "
+         f"(base {r['model_config']['base_model']['name']}).",
+         f"Data: {d.get('release')} (sha256 {str(d.get('sha256'))[:12]}, {d.get('utterances')} utterances); "
+         f"test split: {d['test']['utterances']} utterances in {d['test']['sessions']} sessions, never used for "
+         f"training, model selection or tuning. Intervals: {r['protocol']['interval']} "
+         f"({r['protocol']['bootstrap']} resamples). Thresholds and calibration: fitted on validation.", "",
+         "## Summary", "",
+         "| model | macro-F1 [95% CI] | macro-AUPRC [95% CI] | mean ECE [95% CI] | mean kappa |", "|---|---|---|---|---|"]
+    for m, v in r["results"].items():
+        L.append(f"| {MODEL_NAMES.get(m, m)} | {_f(v['macro_f1'])} {_ci(v['ci95']['macro_f1'])} | "
+                 f"{_f(v['macro_auprc'])} {_ci(v['ci95']['macro_auprc'])} | {_f(v['mean_ece'])} "
+                 f"{_ci(v['ci95']['mean_ece'])} | {_f(v['mean_kappa'])} |")
+    L += ["", "Paired difference in macro-F1 (classifier minus baseline), same bootstrap resamples:", ""]
+    for m, v in r["macro_f1_difference"].items():
+        L.append(f"- vs {MODEL_NAMES.get(m, m)}: 95% CI {_ci(v['ci95'])}; share of resamples above zero "
+                 f"{_f(v['share_above_zero'], 3)}")
+    for m, v in r["results"].items():
+        L += ["", f"## Per label: {MODEL_NAMES.get(m, m)}", "",
+              "| label | test positives | precision | recall | F1 [95% CI] | AUPRC [95% CI] | ECE | kappa | threshold |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for l in LABELS:
+            x = v["labels"][l]
+            L.append(f"| `{l}` | {x['positives']} | {_f(x['precision'])} | {_f(x['recall'])} | {_f(x['f1'])} "
+                     f"{_ci(v['ci95'][f'{l}.f1'])} | {_f(x['auprc'])} {_ci(v['ci95'][f'{l}.auprc'])} | "
+                     f"{_f(x['ece'])} | {_f(x['kappa'])} | {_f(v['thresholds'][l])} |")
+    L += ["", "## By corpus (test)", "", "| corpus | utterances | sessions | classifier macro-F1 [95% CI] | "
+          "TF-IDF macro-F1 | zero-shot macro-F1 |", "|---|---|---|---|---|---|"]
+    for c, v in r["by_corpus"].items():
+        L.append(f"| {c} | {v['utterances']} | {v['sessions']} | {_f(v['classifier']['macro_f1'])} "
+                 f"{_ci(v['ci95']['classifier']['macro_f1'])} | {_f(v['tfidf_logreg']['macro_f1'])} | "
+                 f"{_f(v['zero_shot_similarity']['macro_f1'])} |")
+    a = r["agreement"]
+    h = a["human_human"]
+    L += ["", "## Agreement: model vs humans", ""]
+    if h:
+        L.append(f"Human-human: {h.get('n_utterances')} utterances in {h.get('sessions')} double-coded sessions "
+                 f"(coders {', '.join(h.get('coders', []))}; from data/annotations/manifest.json). Model: "
+                 "thresholded markers vs the release labels on the test split"
+                 + (f"; and vs adjudicated labels on the {a['model_vs_adjudicated_test']['utterances']} test "
+                    "utterances from adjudicated sessions." if a["model_vs_adjudicated_test"] else
+                    " (no adjudicated session fell in the test split)."))
+    L += ["", "| label | human-human kappa | model vs release labels (test) | model vs adjudicated (test) |",
+          "|---|---|---|---|"]
+    for l in LABELS:
+        hk = h["labels"][l]["kappa"] if h else None
+        ak = a["model_vs_adjudicated_test"]["kappa"][l] if a["model_vs_adjudicated_test"] else None
+        L.append(f"| `{l}` | {_f(hk, 2)} | {_f(a['model_vs_release_labels_test'][l], 2)} | {_f(ak, 2)} |")
+    L.append("")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
