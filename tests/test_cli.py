@@ -79,3 +79,23 @@ def test_reader_options_from_the_command_line(tmp_path):
     s = Session.load(out)
     assert [t.speaker for t in s.turns] == ["T", "C"]
     assert main(["ingest", str(f), "--option", "nonsense"]) == 2
+
+
+def test_full_pipeline_on_the_shipped_example(tmp_path):
+    """analyze with every stage: marker columns, estimates with intervals, episodes, trajectory."""
+    from alliance_nlp.classify import default_model_path
+
+    if not (default_model_path() / "config.json").is_file():
+        pytest.skip("shipped classifier not present")
+    assert main(["analyze", str(EXAMPLES / "session_cbt.txt"), "-o", str(tmp_path), "-q"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "utterances.csv", encoding="utf-8")))
+    labels = ["goal", "task", "bond", "rupture_withdrawal", "rupture_confrontation", "repair"]
+    for r in rows:
+        for lab in labels:
+            assert 0.0 <= float(r[f"p_{lab}"]) <= 1.0 and r[lab] in ("0", "1")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for k in ("goal", "task", "bond", "total"):
+        est = summary[k]
+        assert 1.0 <= est["low"] <= est["estimate"] <= est["high"] <= 5.0
+    assert isinstance(summary["episodes"], list) and summary["trajectory"]["by"] == "time"
+    assert len(summary["trajectory"]["windows"]) >= 4  # ~21 minutes in 5-minute windows
