@@ -155,10 +155,27 @@ def mean_pool(hidden, attention_mask):
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first); callers scatter results back."""
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: float = 0.25
+                          ) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first); callers scatter results back.
+
+    A batch holds at most `batch_size` items and is closed early when padding would exceed
+    `max_padding` of its tokens: in a short session one long utterance would otherwise pad every
+    other utterance of the batch to its length (several times the compute on CPU)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    real = 0
+    for i in order:
+        if cur and (len(cur) >= batch_size or
+                    (len(cur) + 1) * lengths[cur[0]] * (1 - max_padding) > real + lengths[i]):
+            batches.append(cur)
+            cur, real = [], 0
+        cur.append(i)
+        real += lengths[i]
+    if cur:
+        batches.append(cur)
+    return batches
 
 
 class SentenceEncoder:

@@ -5,9 +5,10 @@
 Measures, each in a fresh worker process so peak RSS belongs to that measurement alone:
 - cold start: import + MarkerClassifier.load() (hash check of the base weights, LoRA merge), and the
   first call on a short session;
-- throughput end to end (`clf(session)`: tokenization, encoder, context layer, calibration, filling
-  the Session) in utterances/second at encoder batch sizes 1, 32 and 128, median of 3 timed passes
-  after one warm-up pass, and peak RSS;
+- throughput end to end in utterances/second at encoder batch sizes 1, 32 and 128, median of 3 timed
+  passes after one warm-up pass, and peak RSS: per session (`clf(session)` on 60-utterance sessions,
+  as the pipeline calls it: tokenization, encoder, context layer, calibration, filling the Session)
+  and in bulk (`predict_proba` over all sessions at once, batches spanning sessions);
 - cost of a 50-minute session (600 utterances) at the default batch size.
 Text: utterances generated from our own invented vocabulary (never corpus text), word counts drawn so
 that the encoder sees about 25 tokens on average with a long tail to 250 (truncated at max_length).
@@ -99,6 +100,13 @@ def worker(args) -> dict:
                 clf(s)
             times.append(time.perf_counter() - t)
         out.update({"utterances": n, "seconds": times, "utterances_per_s": n / statistics.median(times)})
+        # bulk: all sessions in one predict_proba call (batches span sessions), as batch tagging does
+        bulk = []
+        for _ in range(3):
+            t = time.perf_counter()
+            clf.predict_proba(sessions)
+            bulk.append(time.perf_counter() - t)
+        out.update({"bulk_seconds": bulk, "bulk_utterances_per_s": n / statistics.median(bulk)})
         tok = clf.tokenizer
         from alliance_nlp.classify import with_role
         lens = sorted(len(tok(with_role(u.text, "client"), truncation=True, max_length=clf.max_length)["input_ids"])
@@ -180,7 +188,8 @@ def main(argv=None) -> int:
     from alliance_nlp.session import write_json_atomic
     write_json_atomic(args.out, result)
     tp = {bs: round(v["utterances_per_s"], 1) for bs, v in result["throughput"].items()}
-    print(json.dumps({"utterances_per_s": tp, "cold_start_s": round(result["cold_start"]["cold_start_to_first_result_s"], 2),
+    bulk = {bs: round(v["bulk_utterances_per_s"], 1) for bs, v in result["throughput"].items()}
+    print(json.dumps({"utterances_per_s": tp, "bulk_utterances_per_s": bulk, "cold_start_s": round(result["cold_start"]["cold_start_to_first_result_s"], 2),
                       "session_600_s": round(result["session_50_minutes"]["median_s"], 2),
                       "peak_rss_mb": {bs: round(v["peak_rss_mb"]) for bs, v in result["throughput"].items()}}))
     return 0

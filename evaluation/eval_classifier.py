@@ -61,7 +61,7 @@ def label_metrics(y: np.ndarray, p: np.ndarray, t: float) -> dict:
     rec = tp / (tp + fn) if tp + fn else float("nan")
     f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
     return {"precision": prec, "recall": rec, "f1": f1, "auprc": auprc(y, p),
-            "ece": expected_calibration_error(y, p), "kappa": kappa(y, pred),
+            "ece": expected_calibration_error(y, p), "brier": float(np.mean((p - y) ** 2)), "kappa": kappa(y, pred),
             "positives": int(y.sum()), "predicted": int(pred.sum())}
 
 
@@ -73,10 +73,11 @@ def all_metrics(Y: np.ndarray, P: np.ndarray, thr: np.ndarray) -> dict:
                 "macro_f1": float(np.nanmean([v["f1"] for v in per.values()])),
                 "macro_auprc": float(np.nanmean([v["auprc"] for v in per.values()])),
                 "mean_ece": float(np.nanmean([v["ece"] for v in per.values()])),
+                "mean_brier": float(np.nanmean([v["brier"] for v in per.values()])),
                 "mean_kappa": float(np.nanmean([v["kappa"] for v in per.values()]))}
 
 
-SCALARS = ("macro_f1", "macro_auprc", "mean_ece", "mean_kappa")
+SCALARS = ("macro_f1", "macro_auprc", "mean_ece", "mean_brier", "mean_kappa")
 PER_LABEL = ("precision", "recall", "f1", "auprc", "ece", "kappa")
 
 
@@ -238,24 +239,25 @@ def render_md(r: dict) -> str:
          f"training, model selection or tuning. Intervals: {r['protocol']['interval']} "
          f"({r['protocol']['bootstrap']} resamples). Thresholds and calibration: fitted on validation.", "",
          "## Summary", "",
-         "| model | macro-F1 [95% CI] | macro-AUPRC [95% CI] | mean ECE [95% CI] | mean kappa |", "|---|---|---|---|---|"]
+         "| model | macro-F1 [95% CI] | macro-AUPRC [95% CI] | mean ECE [95% CI] | mean Brier | mean kappa |",
+         "|---|---|---|---|---|---|"]
     for m, v in r["results"].items():
         L.append(f"| {MODEL_NAMES.get(m, m)} | {_f(v['macro_f1'])} {_ci(v['ci95']['macro_f1'])} | "
                  f"{_f(v['macro_auprc'])} {_ci(v['ci95']['macro_auprc'])} | {_f(v['mean_ece'])} "
-                 f"{_ci(v['ci95']['mean_ece'])} | {_f(v['mean_kappa'])} |")
+                 f"{_ci(v['ci95']['mean_ece'])} | {_f(v['mean_brier'], 4)} | {_f(v['mean_kappa'])} |")
     L += ["", "Paired difference in macro-F1 (classifier minus baseline), same bootstrap resamples:", ""]
     for m, v in r["macro_f1_difference"].items():
         L.append(f"- vs {MODEL_NAMES.get(m, m)}: 95% CI {_ci(v['ci95'])}; share of resamples above zero "
                  f"{_f(v['share_above_zero'], 3)}")
     for m, v in r["results"].items():
         L += ["", f"## Per label: {MODEL_NAMES.get(m, m)}", "",
-              "| label | test positives | precision | recall | F1 [95% CI] | AUPRC [95% CI] | ECE | kappa | threshold |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| label | test positives | precision | recall | F1 [95% CI] | AUPRC [95% CI] | ECE | Brier | kappa | threshold |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
         for l in LABELS:
             x = v["labels"][l]
             L.append(f"| `{l}` | {x['positives']} | {_f(x['precision'])} | {_f(x['recall'])} | {_f(x['f1'])} "
                      f"{_ci(v['ci95'][f'{l}.f1'])} | {_f(x['auprc'])} {_ci(v['ci95'][f'{l}.auprc'])} | "
-                     f"{_f(x['ece'])} | {_f(x['kappa'])} | {_f(v['thresholds'][l])} |")
+                     f"{_f(x['ece'])} | {_f(x['brier'], 4)} | {_f(x['kappa'])} | {_f(v['thresholds'][l])} |")
     L += ["", "## By corpus (test)", "", "| corpus | utterances | sessions | classifier macro-F1 [95% CI] | "
           "TF-IDF macro-F1 | zero-shot macro-F1 |", "|---|---|---|---|---|---|"]
     for c, v in r["by_corpus"].items():
