@@ -117,15 +117,19 @@ def bootstrap(Y, preds: dict, thr: dict, sessions: np.ndarray, B: int, seed: int
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder (default: the shipped models/alliance-markers-v1)")
-    ap.add_argument("--annotations", help=f"release JSONL (default data/annotations/{RELEASE_NAME})")
+    ap.add_argument("--annotations", help="release JSONL (default: the release the model was trained on, else the current one)")
     ap.add_argument("--corpus-dir")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "classifier"))
+    ap.add_argument("--no-card", dest="card", action="store_false",
+                    help="do not rewrite the metrics block of the model's README.md (model card)")
     args = ap.parse_args(argv)
 
     import torch
+
+    from alliance_nlp.classify import default_model_path, read_config
 
     from alliance_nlp.classifier_training import data_version, sessions_from_rows
     from alliance_nlp.classify import MarkerClassifier
@@ -133,7 +137,13 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    ann = Path(args.annotations) if args.annotations else ANN_ROOT / RELEASE_NAME
+    trained_release = read_config(args.model or default_model_path()).get("training", {}).get("data", {}).get("release")
+    if args.annotations:
+        ann = Path(args.annotations)
+    elif trained_release and (ANN_ROOT / trained_release).is_file():
+        ann = ANN_ROOT / trained_release  # the release the model was trained on: its own test split
+    else:
+        ann = ANN_ROOT / RELEASE_NAME
     rows = build_rows(load_annotations(ann), args.corpus_dir)
     key = lambda r: (r["corpus"], r["session"], r["position"])  # noqa: E731  (= sessions_from_rows order)
     split = {s: sorted((r for r in rows if r["split"] == s), key=key) for s in ("train", "validation", "test")}
@@ -145,8 +155,9 @@ def main(argv=None) -> int:
     trained_on = clf.config.get("training", {}).get("data", {})
     now = data_version(ann)
     if trained_on.get("sha256") and trained_on.get("sha256") != now.get("sha256"):
-        print(f"note: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
-              f"{now['sha256'][:12]}; splits are by session, so test sessions stay unseen", file=sys.stderr)
+        print(f"warning: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
+              f"{now['sha256'][:12]}; splits are drawn per release, so some test sessions of this release "
+              "may have been trained on: figures from this run are not held-out", file=sys.stderr)
     test_sessions = sessions_from_rows(test)
     preds = {"classifier": np.concatenate(clf.predict_proba_inputs([(s.texts, s.roles) for s in test_sessions]))}
     thr = {"classifier": clf.thresholds}
@@ -206,7 +217,40 @@ def main(argv=None) -> int:
     write_json_atomic(out.with_suffix(".json"), _clean(result))
     out.with_suffix(".md").write_text(render_md(_clean(result)), encoding="utf-8")
     print(out.with_suffix(".md").read_text())
+    card = Path(args.model or default_model_path()) / "README.md"
+    if args.card and card.is_file():
+        update_card(card, _clean(result))
+        print(f"updated the metrics in {card}", file=sys.stderr)
     return 0
+
+
+CARD_BEGIN, CARD_END = "<!-- metrics:begin -->", "<!-- metrics:end -->"
+
+
+def update_card(card: Path, r: dict) -> None:
+    """Rewrite the model card's metrics block from this run, so the card never drifts from the results."""
+    text = card.read_text(encoding="utf-8")
+    if CARD_BEGIN not in text or CARD_END not in text:
+        return
+    head, rest = text.split(CARD_BEGIN, 1)
+    tail = rest.split(CARD_END, 1)[1]
+    card.write_text(head + CARD_BEGIN + "\n" + render_card(r) + CARD_END + tail, encoding="utf-8")
+
+
+def render_card(r: dict) -> str:
+    """The model card's metrics: summary against baselines, per-label figures, agreement with coders."""
+    full = render_md(r).split("\n")
+    keep, section = [], "intro"
+    for line in full[2:]:
+        if line.startswith("## "):
+            section = line[3:]
+            if section.startswith("Per label") and "ours" not in section:
+                section = None
+                continue
+            line = "#" + line
+        if section is not None:
+            keep.append(line)
+    return "\n".join(keep).strip() + "\n"
 
 
 def _clean(o):
@@ -266,15 +310,15 @@ def render_md(r: dict) -> str:
                  f"{_f(v['zero_shot_similarity']['macro_f1'])} |")
     a = r["agreement"]
     h = a["human_human"]
-    L += ["", "## Agreement: model vs humans", ""]
+    L += ["", "## Agreement: model vs coders", ""]
     if h:
-        L.append(f"Human-human: {h.get('n_utterances')} utterances in {h.get('sessions')} double-coded sessions "
+        L.append(f"Coder-coder (independent AI coding agents, codebook 5.6): {h.get('n_utterances')} utterances in {h.get('sessions')} double-coded sessions "
                  f"(coders {', '.join(h.get('coders', []))}; from data/annotations/manifest.json). Model: "
                  "thresholded markers vs the release labels on the test split"
                  + (f"; and vs adjudicated labels on the {a['model_vs_adjudicated_test']['utterances']} test "
                     "utterances from adjudicated sessions." if a["model_vs_adjudicated_test"] else
                     " (no adjudicated session fell in the test split)."))
-    L += ["", "| label | human-human kappa | model vs release labels (test) | model vs adjudicated (test) |",
+    L += ["", "| label | coder-coder kappa | model vs release labels (test) | model vs adjudicated (test) |",
           "|---|---|---|---|"]
     for l in LABELS:
         hk = h["labels"][l]["kappa"] if h else None

@@ -31,15 +31,19 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus-dir")
     ap.add_argument("--log", help="metrics log (default <output>/train_log.jsonl)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                    help="override a config option, e.g. --set epochs=1 --set max_train_sessions=10")
+                    help="override a config option, e.g. --set epochs=1 --set context.lookahead=2")
     args = ap.parse_args(argv)
 
     cfg = load_config(args.config)
     for kv in args.set:
         k, v = kv.split("=", 1)
-        if not hasattr(cfg, k):
+        top, _, sub = k.partition(".")   # "context.lookahead=2" sets one key of a nested option
+        if not hasattr(cfg, top) or (sub and not isinstance(getattr(cfg, top), dict)):
             ap.error(f"unknown option {k}")
-        setattr(cfg, k, json.loads(v))
+        if sub:
+            getattr(cfg, top)[sub] = json.loads(v)
+        else:
+            setattr(cfg, top, json.loads(v))
     ann = Path(args.annotations) if args.annotations else ROOT / RELEASE_NAME
     rows = build_rows(load_annotations(ann), args.corpus_dir)
     out = Path(args.output)
