@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT / "evaluation"))
 import numpy as np  # noqa: E402
 
 from alliance_nlp.calibration import expected_calibration_error  # noqa: E402
-from alliance_nlp.data.annotations import RELEASE_NAME  # noqa: E402
 from alliance_nlp.data.annotations import ROOT as ANN_ROOT  # noqa: E402
 from alliance_nlp.data.dataset import build_rows, load_annotations  # noqa: E402
 from alliance_nlp.labels import LABELS  # noqa: E402
@@ -130,6 +129,7 @@ def main(argv=None) -> int:
     import torch
 
     from alliance_nlp.classify import default_model_path, read_config
+    from alliance_nlp.data.dataset import model_release
 
     from alliance_nlp.classifier_training import data_version, sessions_from_rows
     from alliance_nlp.classify import MarkerClassifier
@@ -137,13 +137,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    trained_release = read_config(args.model or default_model_path()).get("training", {}).get("data", {}).get("release")
-    if args.annotations:
-        ann = Path(args.annotations)
-    elif trained_release and (ANN_ROOT / trained_release).is_file():
-        ann = ANN_ROOT / trained_release  # the release the model was trained on: its own test split
-    else:
-        ann = ANN_ROOT / RELEASE_NAME
+    ann = Path(args.annotations) if args.annotations else model_release(read_config(args.model or default_model_path()))
     rows = build_rows(load_annotations(ann), args.corpus_dir)
     key = lambda r: (r["corpus"], r["session"], r["position"])  # noqa: E731  (= sessions_from_rows order)
     split = {s: sorted((r for r in rows if r["split"] == s), key=key) for s in ("train", "validation", "test")}
@@ -313,7 +307,8 @@ def render_md(r: dict) -> str:
     L += ["", "## Agreement: model vs coders", ""]
     if h:
         L.append(f"Coder-coder (independent AI coding agents, codebook 5.6): {h.get('n_utterances')} utterances in {h.get('sessions')} double-coded sessions "
-                 f"(coders {', '.join(h.get('coders', []))}; from data/annotations/manifest.json). Model: "
+                 f"(pooled over {len(h.get('rounds', [])) or 1} double-coding round(s); from "
+                 "data/annotations/manifest.json). Model: "
                  "thresholded markers vs the release labels on the test split"
                  + (f"; and vs adjudicated labels on the {a['model_vs_adjudicated_test']['utterances']} test "
                     "utterances from adjudicated sessions." if a["model_vs_adjudicated_test"] else

@@ -121,8 +121,10 @@ def main(argv=None) -> int:
 
     annotated, test_split = set(), set()
     try:
-        from alliance_nlp.data.dataset import build_rows, load_annotations
-        for r in build_rows(load_annotations(), args.corpus_dir):
+        from alliance_nlp.classify import default_model_path, read_config
+        from alliance_nlp.data.dataset import build_rows, load_annotations, model_release
+        release = model_release(read_config(args.model or default_model_path()))
+        for r in build_rows(load_annotations(release), args.corpus_dir):
             annotated.add((r["corpus"], r["session"]))
             if r["split"] == "test":
                 test_split.add((r["corpus"], r["session"]))

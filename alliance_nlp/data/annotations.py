@@ -1,7 +1,7 @@
 """Our alliance-marker annotations: coders' files -> released standoff JSON Lines, reliability, statistics.
 
 Coders write one file per session under data/annotations/raw/<coder>/ (a line per utterance id:
-`<id> -` or `<id> label,label`). Sessions coded twice (assignments.json "reliability") are compared
+`<id> -` or `<id> label,label`). Sessions coded twice (assignments.json "reliability": rounds of double coding) are compared
 (Cohen's kappa, positive agreement) and adjudicated into data/annotations/adjudicated/. The release
 (data/annotations/alliance_markers.v<version>.jsonl) takes the adjudicated codes where they exist and
 the primary coder's elsewhere. Run everything, and refresh the figures in data/codebook.md, with
@@ -20,7 +20,7 @@ from pathlib import Path
 from ..labels import LABELS
 from .corpora import read_corpus
 
-VERSION = "1.0"
+VERSION = "1.1"
 ROOT = Path(__file__).resolve().parents[2] / "data" / "annotations"
 RELEASE_NAME = f"alliance_markers.v{VERSION}.jsonl"
 
@@ -110,31 +110,52 @@ def _r(x: float | None) -> float | None:
 
 
 # ---- build ------------------------------------------------------------------------------------
+def reliability_rounds(assignments: dict) -> list[dict]:
+    """The double-coding rounds: [{"name", "coders": [c1, c2], "sessions"}]; c1 "primary" means the
+    session's primary coder (whoever else coded it). An older single-round dict is one round."""
+    rounds = assignments["reliability"]
+    return [rounds] if isinstance(rounds, dict) else list(rounds)
+
+
 def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) -> dict:
     assignments = json.loads((root / "assignments.json").read_text())
-    rel_coders = assignments["reliability"]["coders"]
-    rel_sessions = {tuple(s.split(" ", 1)) for s in assignments["reliability"]["sessions"]}
+    rounds = reliability_rounds(assignments)
+    second_coders = {r["coders"][1] for r in rounds}
     corpora = {name: read_corpus(name, corpus_dir) for name in ("annomi", "esconv")}
     coders = {c: read_coder(c, root) for c in assignments["coders"]}
 
     def n_utts(key):
         return len(corpora[key[0]][key[1]].utterances)
 
+    def primary_of(key) -> str | None:
+        """The session's primary coder: the first listed coder with complete codes who is not a
+        reliability second coder; else a second coder (sessions only they coded)."""
+        done = [c for c in assignments["coders"] if key in coders[c] and complete(coders[c][key], n_utts(key))]
+        return next((c for c in done if c not in second_coders), done[0] if done else None)
+
     problems: list[str] = []
     for c, sessions in coders.items():
         for key, codes in sessions.items():
             if not complete(codes, n_utts(key)):
                 problems.append(f"coder {c}: {key[0]} {key[1]} incomplete ({len(codes)}/{n_utts(key)}); skipped")
-    # reliability: sessions both coders completed
-    c1, c2 = rel_coders
-    rel_pairs, rel_done = [], []
-    for key in sorted(rel_sessions):
-        a, b = coders[c1].get(key), coders[c2].get(key)
-        if a and b and complete(a, n_utts(key)) and complete(b, n_utts(key)):
-            rel_done.append(key)
-            rel_pairs += [(a[i], b[i]) for i in range(n_utts(key))]
-    reliability = agreement(rel_pairs)
-    reliability.update({"coders": rel_coders, "sessions": len(rel_done)})
+    # reliability: per round, the sessions both coders completed; then all rounds pooled
+    per_round, all_pairs, all_sessions = [], [], 0
+    for rnd in rounds:
+        first, second = rnd["coders"]
+        pairs, done = [], []
+        for key in sorted(tuple(s.split(" ", 1)) for s in rnd["sessions"]):
+            c1 = primary_of(key) if first == "primary" else first
+            a, b = coders.get(c1, {}).get(key) if c1 else None, coders[second].get(key)
+            if a and b and c1 != second and complete(a, n_utts(key)) and complete(b, n_utts(key)):
+                done.append(key)
+                pairs += [(a[i], b[i]) for i in range(n_utts(key))]
+        res = agreement(pairs)
+        res.update({"name": rnd.get("name", ""), "coders": [first, second], "sessions": len(done)})
+        per_round.append(res)
+        all_pairs += pairs
+        all_sessions += len(done)
+    reliability = agreement(all_pairs)
+    reliability.update({"sessions": all_sessions, "rounds": per_round})
 
     adjudicated = {}
     adj_dir = root / "adjudicated"
@@ -151,10 +172,7 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
         if key in adjudicated:
             codes, coder = adjudicated[key], "adjudicated"
         else:
-            primary = next((c for c in assignments["coders"] if c != c2 and key in coders[c]
-                            and complete(coders[c][key], n_utts(key))), None)
-            if primary is None:
-                primary = c2 if key in coders[c2] and complete(coders[c2][key], n_utts(key)) else None
+            primary = primary_of(key)
             if primary is None:
                 continue
             codes, coder = coders[primary][key], primary
@@ -195,47 +213,63 @@ def statistics(records: list[dict]) -> dict:
     return {g: {s: dict(c) for s, c in v.items()} for g, v in table.items()}
 
 
-def disagreements(root: Path = ROOT, write_drafts: bool = False) -> list[str]:
+def disagreements(root: Path = ROOT, write_drafts: bool = False, corpus_dir: str | None = None) -> list[str]:
     """List reliability disagreements (ids and both codes, never text); optionally write drafts
-    for the adjudicator with agreed codes filled in and `? c1=... c2=...` on each dispute."""
+    for the adjudicator with agreed codes filled in and `? c1=... c2=...` on each dispute.
+    Sessions already adjudicated are skipped."""
     assignments = json.loads((root / "assignments.json").read_text())
-    c1, c2 = assignments["reliability"]["coders"]
-    a_all, b_all = read_coder(c1, root), read_coder(c2, root)
+    coders = {c: read_coder(c, root) for c in assignments["coders"]}
+    second_coders = {r["coders"][1] for r in reliability_rounds(assignments)}
+    adjudicated = {parse_session_filename(f.name) for f in (root / "adjudicated").glob("*.txt")}
     lines = []
-    for s in assignments["reliability"]["sessions"]:
-        key = tuple(s.split(" ", 1))
-        a, b = a_all.get(key), b_all.get(key)
-        if not a or not b or set(a) != set(b):
-            continue
-        draft = []
-        for i in sorted(a):
-            if a[i] == b[i]:
-                draft.append(f"{i} {','.join(a[i]) or '-'}")
-            else:
-                draft.append(f"{i} ? {c1}={','.join(a[i]) or '-'} {c2}={','.join(b[i]) or '-'}")
-                lines.append(f"{key[0]} {key[1]} [{i}] {c1}={','.join(a[i]) or '-'} {c2}={','.join(b[i]) or '-'}")
-        if write_drafts:
-            d = root / "adjudication_drafts"
-            d.mkdir(exist_ok=True)
-            (d / session_filename(*key)).write_text("\n".join(draft) + "\n")
+    for rnd in reliability_rounds(assignments):
+        first, c2 = rnd["coders"]
+        for s in rnd["sessions"]:
+            key = tuple(s.split(" ", 1))
+            if key in adjudicated:
+                continue
+            c1 = first if first != "primary" else next(
+                (c for c in assignments["coders"] if key in coders[c] and c not in second_coders), None)
+            a, b = coders.get(c1, {}).get(key) if c1 else None, coders[c2].get(key)
+            if not a or not b or set(a) != set(b):
+                continue
+            draft = []
+            for i in sorted(a):
+                if a[i] == b[i]:
+                    draft.append(f"{i} {','.join(a[i]) or '-'}")
+                else:
+                    draft.append(f"{i} ? {c1}={','.join(a[i]) or '-'} {c2}={','.join(b[i]) or '-'}")
+                    lines.append(f"{key[0]} {key[1]} [{i}] {c1}={','.join(a[i]) or '-'} {c2}={','.join(b[i]) or '-'}")
+            if write_drafts:
+                d = root / "adjudication_drafts"
+                d.mkdir(exist_ok=True)
+                (d / session_filename(*key)).write_text("\n".join(draft) + "\n")
     return lines
 
 
 # ---- codebook figures -------------------------------------------------------------------------
 def render_reliability(res: dict) -> str:
     rel = res["reliability"]
-    rows = [f"Double-coded: {rel['n_utterances']} utterances in {rel['sessions']} whole sessions, coded "
-            f"independently by coders {rel['coders'][0]} and {rel['coders'][1]} (neither saw the other's "
-            f"codes); disagreements adjudicated into release v{res['version']} "
-            f"({res['adjudicated_sessions']} sessions adjudicated).", "",
-            "| label | Cohen's kappa | positive agreement | positives (coder 1 / coder 2) |",
-            "|---|---|---|---|"]
+    rows = []
+    for r in rel["rounds"]:
+        who = ("each session's primary coder" if r["coders"][0] == "primary" else f"coder {r['coders'][0]}")
+        rows.append(f"- Round {r['name']}: {r['n_utterances']} utterances in {r['sessions']} whole sessions, "
+                    f"coded independently by {who} and coder {r['coders'][1]} (neither saw the other's codes); "
+                    f"mean kappa {_f(r['overall']['mean_kappa'])}, pooled {_f(r['overall']['pooled_kappa'])}.")
+    rows += ["", f"Pooled over the rounds: {rel['n_utterances']} utterances in {rel['sessions']} sessions; "
+             f"disagreements adjudicated into release v{res['version']} ({res['adjudicated_sessions']} "
+             "sessions adjudicated).", ""]
+    head = " | ".join(f"round {r['name']} kappa" for r in rel["rounds"])
+    rows += [f"| label | Cohen's kappa (pooled) | positive agreement | positives (coder 1 / coder 2) | {head} |",
+             "|---|---|---|---|" + "---|" * len(rel["rounds"])]
     for lab, v in rel["labels"].items():
+        per = " | ".join(_f(r["labels"][lab]["kappa"]) for r in rel["rounds"])
         rows.append(f"| `{lab}` | {_f(v['kappa'])} | {_f(v['positive_agreement'])} | "
-                    f"{v['positives_coder1']} / {v['positives_coder2']} |")
+                    f"{v['positives_coder1']} / {v['positives_coder2']} | {per} |")
     o = rel["overall"]
+    per = " | ".join(f"mean {_f(r['overall']['mean_kappa'])}" for r in rel["rounds"])
     rows += [f"| **overall** | mean {_f(o['mean_kappa'])}, pooled {_f(o['pooled_kappa'])} | "
-             f"{_f(o['positive_agreement'])} | exact label-set agreement {_f(o['exact_label_set_agreement'])} |"]
+             f"{_f(o['positive_agreement'])} | exact label-set agreement {_f(o['exact_label_set_agreement'])} | {per} |"]
     return "\n".join(rows)
 
 

@@ -25,6 +25,13 @@ DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 DEFAULT_SEED = 13
 
 
+def model_release(model_config: dict) -> Path:
+    """The annotation release a classifier was trained on (recorded in its config.json) when that file
+    is here, else the current release: evaluating a model on another release's splits would leak."""
+    name = model_config.get("training", {}).get("data", {}).get("release")
+    return ROOT / name if name and (ROOT / name).is_file() else ROOT / RELEASE_NAME
+
+
 def load_annotations(path: str | os.PathLike | None = None) -> list[dict]:
     path = Path(path) if path else ROOT / RELEASE_NAME
     if not path.is_file():

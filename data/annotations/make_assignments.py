@@ -28,6 +28,13 @@ N_SUPPLEMENT2_ESCONV = 28
 SUPPLEMENT3_CODER = "H"
 N_SUPPLEMENT3_ANNOMI = 3
 N_SUPPLEMENT3_ESCONV = 20
+# Release v1.1: sessions ranked by the v1 classifier's expected withdrawal and repair counts.
+SUPPLEMENT4_CODERS = ["I", "J", "K", "L", "M", "N"]
+N_SUPPLEMENT4_UTTERANCES = 6000
+# A second reliability round on the v1.1 supplement: coder O independently re-codes a sample of each
+# supplement coder's sessions (at least 70 utterances per coder).
+RELIABILITY2_CODER = "O"
+N_RELIABILITY2_PER_CODER = 70
 
 
 def _low_rated(meta: dict) -> bool:
@@ -75,6 +82,20 @@ def _sustain_share(session) -> float:
     return _SUSTAIN[session.session]
 
 
+def _model_ranked(sessions: list) -> list:
+    """Sessions by the v1 classifier's expected (withdrawal + 0.3 x repair) positives per utterance."""
+    from alliance_nlp.classify import MarkerClassifier
+    from alliance_nlp.data.corpora import to_session
+    from alliance_nlp.labels import LABELS
+
+    as_sessions = [to_session(s) for s in sessions]
+    probs = MarkerClassifier.load().predict_proba(as_sessions)
+    iw, ir = LABELS.index("rupture_withdrawal"), LABELS.index("repair")
+    density = {(s.corpus, s.session): float(p[:, iw].sum() + 0.3 * p[:, ir].sum()) / len(s.utterances)
+               for s, p in zip(sessions, probs)}
+    return sorted(sessions, key=lambda s: (-round(density[(s.corpus, s.session)], 6), s.corpus, s.session))
+
+
 def main() -> None:
     rng = random.Random(SEED)
     annomi, esconv = read_annomi(), read_esconv()
@@ -107,7 +128,7 @@ def main() -> None:
         "reliability": {"coders": ["A", RELIABILITY_CODER], "sessions": [f"{s.corpus} {s.session}" for s in rel]},
         "utterances": {**load, RELIABILITY_CODER: sum(len(s.utterances) for s in rel)},
     }
-    out["coders"][RELIABILITY_CODER] = out["reliability"]["sessions"]
+    out["coders"][RELIABILITY_CODER] = out["reliability"]["sessions"]  # round 1 (v1.0)
     # Supplement (added after the first pass found ruptures scarce): seek ruptures where they occur.
     # AnnoMI transcripts not yet dealt with the highest share of client sustain talk (AnnoMI's own
     # annotation, which coders never see), and ESConv conversations rated 3 (the lowest remaining)
@@ -138,6 +159,44 @@ def main() -> None:
     sup3 = [annomi[k] for k in sup_annomi3] + rest3
     out["coders"][SUPPLEMENT3_CODER] = [f"{s.corpus} {s.session}" for s in sup3]
     out["utterances"][SUPPLEMENT3_CODER] = sum(len(s.utterances) for s in sup3)
+    # Fourth supplement (release v1.1; withdrawal and repair still under 150): the classifier trained on
+    # release v1.0 (models/alliance-markers-v1) scores every uncoded session, and sessions are taken in
+    # order of expected withdrawal (+0.3 x repair) positives per utterance. The model only chooses
+    # which sessions are read; coders never see its output (codebook 5.5).
+    taken |= {(s.corpus, s.session) for s in sup3}
+    ranked = _model_ranked([s for s in list(annomi.values()) + list(esconv.values())
+                            if (s.corpus, s.session) not in taken and len(s.utterances) >= 12])
+    sup4, n4 = [], 0
+    for s in ranked:
+        if n4 >= N_SUPPLEMENT4_UTTERANCES:
+            break
+        sup4.append(s)
+        n4 += len(s.utterances)
+    load4 = {c: 0 for c in SUPPLEMENT4_CODERS}
+    deal4 = {c: [] for c in SUPPLEMENT4_CODERS}
+    for s in sorted(sup4, key=lambda s: -len(s.utterances)):
+        c = min(SUPPLEMENT4_CODERS, key=lambda k: load4[k])
+        deal4[c].append(s)
+        load4[c] += len(s.utterances)
+    for c in SUPPLEMENT4_CODERS:
+        out["coders"][c] = [f"{s.corpus} {s.session}" for s in deal4[c]]
+        out["utterances"][c] = load4[c]
+    rel2 = []
+    for c in SUPPLEMENT4_CODERS:
+        mine, n = sorted(deal4[c], key=lambda s: (s.corpus, s.session)), 0
+        rng.shuffle(mine)
+        for s in mine:
+            if n >= N_RELIABILITY2_PER_CODER:
+                break
+            if len(s.utterances) <= 2 * N_RELIABILITY2_PER_CODER:
+                rel2.append(s)
+                n += len(s.utterances)
+    out["reliability"] = [
+        {"name": "v1.0", **out["reliability"]},
+        {"name": "v1.1 supplement", "coders": ["primary", RELIABILITY2_CODER],
+         "sessions": [f"{s.corpus} {s.session}" for s in rel2]}]
+    out["coders"][RELIABILITY2_CODER] = out["reliability"][1]["sessions"]
+    out["utterances"][RELIABILITY2_CODER] = sum(len(s.utterances) for s in rel2)
     path = Path(__file__).with_name("assignments.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["utterances"]))
