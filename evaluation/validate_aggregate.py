@@ -35,6 +35,7 @@ from alliance_nlp.labels import LABELS  # noqa: E402
 RESULTS = ROOT / "evaluation" / "results"
 CACHE = ROOT / "evaluation" / "cache"
 ANCHOR_RHO = 0.15
+MIN_CLASS_FOR_AUC = 3  # fewer transcripts than this in either quality class: no AUC is reported
 
 
 def tag_all(sessions: dict, cache_name: str, model: str | None) -> dict[str, np.ndarray]:
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
               "auc_features_grouped_cv": round(float(roc_auc_score(ya, cvp)), 3),
               "auc_features_grouped_cv_ci": boot_ci(lambda a, b: roc_auc_score(a, b) if 0 < a.sum() < len(a) else np.nan, ya, cvp),
               "classifier_unseen": {"sessions": int(held.sum()), "low": int((1 - ya[held]).sum())}}
-    if 0 < ya[held].sum() < held.sum():
+    if min(ya[held].sum(), held.sum() - ya[held].sum()) >= MIN_CLASS_FOR_AUC:
         am_rep["classifier_unseen"]["auc_total_estimate"] = round(float(roc_auc_score(ya[held], total[held])), 3)
     report["annomi"] = am_rep
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -221,7 +222,8 @@ def render(r: dict) -> str:
               f"{a['auc_features_grouped_cv_ci'][1]:.2f}]",
               f"- On the {a['classifier_unseen']['sessions']} transcripts the classifier never trained on "
               f"({a['classifier_unseen']['low']} low quality): AUC of the Total estimate "
-              f"{a['classifier_unseen'].get('auc_total_estimate', 'n/a')}"]
+              + (str(a['classifier_unseen']['auc_total_estimate']) if 'auc_total_estimate' in a['classifier_unseen']
+                 else f"not reported (fewer than {MIN_CLASS_FOR_AUC} transcripts in a quality class)")]
     return "\n".join(lines)
 
 
