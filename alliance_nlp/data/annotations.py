@@ -117,6 +117,14 @@ def reliability_rounds(assignments: dict) -> list[dict]:
     return [rounds] if isinstance(rounds, dict) else list(rounds)
 
 
+def primary_coder(key: tuple[str, str], coders: dict[str, dict], second_coders: set[str],
+                  usable=lambda codes: True) -> str | None:
+    """The session's primary coder: the first coder (assignment order) with usable codes who is not a
+    reliability second coder; else a second coder (sessions only they coded)."""
+    done = [c for c in coders if key in coders[c] and usable(coders[c][key])]
+    return next((c for c in done if c not in second_coders), done[0] if done else None)
+
+
 def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) -> dict:
     assignments = json.loads((root / "assignments.json").read_text())
     rounds = reliability_rounds(assignments)
@@ -128,10 +136,7 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
         return len(corpora[key[0]][key[1]].utterances)
 
     def primary_of(key) -> str | None:
-        """The session's primary coder: the first listed coder with complete codes who is not a
-        reliability second coder; else a second coder (sessions only they coded)."""
-        done = [c for c in assignments["coders"] if key in coders[c] and complete(coders[c][key], n_utts(key))]
-        return next((c for c in done if c not in second_coders), done[0] if done else None)
+        return primary_coder(key, coders, second_coders, lambda codes: complete(codes, n_utts(key)))
 
     problems: list[str] = []
     for c, sessions in coders.items():
@@ -213,7 +218,7 @@ def statistics(records: list[dict]) -> dict:
     return {g: {s: dict(c) for s, c in v.items()} for g, v in table.items()}
 
 
-def disagreements(root: Path = ROOT, write_drafts: bool = False, corpus_dir: str | None = None) -> list[str]:
+def disagreements(root: Path = ROOT, write_drafts: bool = False) -> list[str]:
     """List reliability disagreements (ids and both codes, never text); optionally write drafts
     for the adjudicator with agreed codes filled in and `? c1=... c2=...` on each dispute.
     Sessions already adjudicated are skipped."""
@@ -228,10 +233,9 @@ def disagreements(root: Path = ROOT, write_drafts: bool = False, corpus_dir: str
             key = tuple(s.split(" ", 1))
             if key in adjudicated:
                 continue
-            c1 = first if first != "primary" else next(
-                (c for c in assignments["coders"] if key in coders[c] and c not in second_coders), None)
+            c1 = primary_coder(key, coders, second_coders) if first == "primary" else first
             a, b = coders.get(c1, {}).get(key) if c1 else None, coders[c2].get(key)
-            if not a or not b or set(a) != set(b):
+            if c1 == c2 or not a or not b or set(a) != set(b):
                 continue
             draft = []
             for i in sorted(a):

@@ -82,21 +82,41 @@ def _sustain_share(session) -> float:
     return _SUSTAIN[session.session]
 
 
-def _model_ranked(sessions: list) -> list:
-    """Sessions by the v1 classifier's expected (withdrawal + 0.3 x repair) positives per utterance."""
+# The classifier that ranked supplement 4: alliance-markers-v1 as trained on release v1.0, shipped at
+# commit 45f41dd (the shipped model has since been retrained on v1.1). To redraw, export it with
+#   mkdir -p /tmp/m && git archive 45f41dd models/alliance-markers-v1 | tar -x -C /tmp/m
+# and run this script with --ranking-model /tmp/m/models/alliance-markers-v1.
+RANKING_MODEL_COMMIT = "45f41dd"
+
+
+def _require_ranking_model() -> str:
+    raise SystemExit(f"supplement 4 needs the v1.0 classifier: see RANKING_MODEL_COMMIT ({RANKING_MODEL_COMMIT}) "
+                     "in this script and pass --ranking-model")
+
+
+def _model_ranked(sessions: list, model: str) -> list:
+    """Sessions by the v1.0 classifier's expected (withdrawal + 0.3 x repair) positives per utterance."""
     from alliance_nlp.classify import MarkerClassifier
     from alliance_nlp.data.corpora import to_session
     from alliance_nlp.labels import LABELS
 
     as_sessions = [to_session(s) for s in sessions]
-    probs = MarkerClassifier.load().predict_proba(as_sessions)
+    probs = MarkerClassifier.load(model).predict_proba(as_sessions)
     iw, ir = LABELS.index("rupture_withdrawal"), LABELS.index("repair")
     density = {(s.corpus, s.session): float(p[:, iw].sum() + 0.3 * p[:, ir].sum()) / len(s.utterances)
                for s, p in zip(sessions, probs)}
     return sorted(sessions, key=lambda s: (-round(density[(s.corpus, s.session)], 6), s.corpus, s.session))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--ranking-model", help=f"the v1.0 classifier (commit {RANKING_MODEL_COMMIT}) to redraw "
+                    "supplement 4; without it the supplement already in assignments.json is kept")
+    args = ap.parse_args(argv)
+    path = Path(__file__).with_name("assignments.json")
+    previous = json.loads(path.read_text()) if path.is_file() else {}
     rng = random.Random(SEED)
     annomi, esconv = read_annomi(), read_esconv()
     low = sorted((s for s in annomi.values() if s.meta["mi_quality"] == "low"), key=lambda s: int(s.session))
@@ -164,20 +184,26 @@ def main() -> None:
     # order of expected withdrawal (+0.3 x repair) positives per utterance. The model only chooses
     # which sessions are read; coders never see its output (codebook 5.5).
     taken |= {(s.corpus, s.session) for s in sup3}
-    ranked = _model_ranked([s for s in list(annomi.values()) + list(esconv.values())
-                            if (s.corpus, s.session) not in taken and len(s.utterances) >= 12])
-    sup4, n4 = [], 0
-    for s in ranked:
-        if n4 >= N_SUPPLEMENT4_UTTERANCES:
-            break
-        sup4.append(s)
-        n4 += len(s.utterances)
-    load4 = {c: 0 for c in SUPPLEMENT4_CODERS}
-    deal4 = {c: [] for c in SUPPLEMENT4_CODERS}
-    for s in sorted(sup4, key=lambda s: -len(s.utterances)):
-        c = min(SUPPLEMENT4_CODERS, key=lambda k: load4[k])
-        deal4[c].append(s)
-        load4[c] += len(s.utterances)
+    if args.ranking_model or not all(c in previous.get("coders", {}) for c in SUPPLEMENT4_CODERS):
+        ranked = _model_ranked([s for s in list(annomi.values()) + list(esconv.values())
+                                if (s.corpus, s.session) not in taken and len(s.utterances) >= 12],
+                               args.ranking_model or _require_ranking_model())
+        sup4, n4 = [], 0
+        for s in ranked:
+            if n4 >= N_SUPPLEMENT4_UTTERANCES:
+                break
+            sup4.append(s)
+            n4 += len(s.utterances)
+        load4 = {c: 0 for c in SUPPLEMENT4_CODERS}
+        deal4 = {c: [] for c in SUPPLEMENT4_CODERS}
+        for s in sorted(sup4, key=lambda s: -len(s.utterances)):
+            c = min(SUPPLEMENT4_CODERS, key=lambda k: load4[k])
+            deal4[c].append(s)
+            load4[c] += len(s.utterances)
+    else:  # keep the drawn supplement: its ranking model is no longer the shipped one
+        by_key = {("annomi", k): v for k, v in annomi.items()} | {("esconv", k): v for k, v in esconv.items()}
+        deal4 = {c: [by_key[tuple(x.split(" ", 1))] for x in previous["coders"][c]] for c in SUPPLEMENT4_CODERS}
+        load4 = {c: sum(len(s.utterances) for s in deal4[c]) for c in SUPPLEMENT4_CODERS}
     for c in SUPPLEMENT4_CODERS:
         out["coders"][c] = [f"{s.corpus} {s.session}" for s in deal4[c]]
         out["utterances"][c] = load4[c]
@@ -197,7 +223,6 @@ def main() -> None:
          "sessions": [f"{s.corpus} {s.session}" for s in rel2]}]
     out["coders"][RELIABILITY2_CODER] = out["reliability"][1]["sessions"]
     out["utterances"][RELIABILITY2_CODER] = sum(len(s.utterances) for s in rel2)
-    path = Path(__file__).with_name("assignments.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["utterances"]))
 
