@@ -7,7 +7,7 @@ error (10 equal-width bins), Cohen's kappa of the thresholded markers against th
 (adjudicated where a session was double-coded, else the primary coder's); macro-F1, macro-AUPRC and
 mean ECE. 95% intervals: cluster bootstrap over test sessions (sessions resampled with replacement,
 percentile intervals), also for the paired difference in macro-F1 against each baseline. Baselines
-(evaluation/baselines.py) are fitted on train and tuned on validation only. Human-human agreement
+(evaluation/baselines.py) are fitted on train and tuned on validation only. Coder-coder agreement
 (kappa from data/annotations/manifest.json) is reported next to the model's.
 Writes evaluation/results/classifier.json and classifier.md.
 """
@@ -128,11 +128,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from alliance_nlp.classify import default_model_path, read_config
-    from alliance_nlp.data.dataset import model_release
-
     from alliance_nlp.classifier_training import data_version, sessions_from_rows
-    from alliance_nlp.classify import MarkerClassifier
+    from alliance_nlp.classify import MarkerClassifier, default_model_path, read_config
+    from alliance_nlp.data.dataset import model_release
     from baselines import TfidfLogReg, ZeroShotSimilarity
 
     torch.set_num_threads(args.threads)
@@ -186,7 +184,7 @@ def main(argv=None) -> int:
                                  for j, l in enumerate(LABELS)}}
 
     manifest = ANN_ROOT / "manifest.json"
-    human = json.loads(manifest.read_text()).get("reliability") if manifest.is_file() else None
+    coders = json.loads(manifest.read_text()).get("reliability") if manifest.is_file() else None
 
     result = {
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -202,7 +200,7 @@ def main(argv=None) -> int:
                     for m in preds},
         "macro_f1_difference": cis["macro_f1_difference_vs_classifier"],
         "by_corpus": by_corpus,
-        "agreement": {"human_human": human, "model_vs_release_labels_test": {
+        "agreement": {"coder_coder": coders, "model_vs_release_labels_test": {
             l: point["classifier"]["labels"][l]["kappa"] for l in LABELS},
             "model_vs_adjudicated_test": adjudicated},
         "timings": {**timings, "total_s": round(time.time() - t0, 1)},
@@ -303,10 +301,11 @@ def render_md(r: dict) -> str:
                  f"{_ci(v['ci95']['classifier']['macro_f1'])} | {_f(v['tfidf_logreg']['macro_f1'])} | "
                  f"{_f(v['zero_shot_similarity']['macro_f1'])} |")
     a = r["agreement"]
-    h = a["human_human"]
+    h = a["coder_coder"]
     L += ["", "## Agreement: model vs coders", ""]
     if h:
-        L.append(f"Coder-coder (independent AI coding agents, codebook 5.6): {h.get('n_utterances')} utterances in {h.get('sessions')} double-coded sessions "
+        L.append(f"Coder-coder (independent AI coding agents, codebook 5.6): {h.get('n_utterances')} utterances "
+                 f"in {h.get('sessions')} double-coded sessions "
                  f"(pooled over {len(h.get('rounds', [])) or 1} double-coding round(s); from "
                  "data/annotations/manifest.json). Model: "
                  "thresholded markers vs the release labels on the test split"
