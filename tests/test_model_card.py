@@ -1,0 +1,34 @@
+"""The model card's metrics block is written from the evaluation results, and stays true to them."""
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "evaluation"))
+
+import eval_classifier  # noqa: E402
+
+RESULTS = ROOT / "evaluation" / "results" / "classifier.json"
+CARD = ROOT / "models" / "alliance-markers-v1" / "README.md"
+
+
+def test_update_card_rewrites_only_the_metrics_block(tmp_path):
+    r = json.loads(RESULTS.read_text())
+    card = tmp_path / "README.md"
+    card.write_text("# card\nintro\n<!-- metrics:begin -->\nstale 0.999\n<!-- metrics:end -->\nlimits\n")
+    eval_classifier.update_card(card, r)
+    text = card.read_text()
+    assert text.startswith("# card\nintro\n") and text.endswith("<!-- metrics:end -->\nlimits\n")
+    assert "stale" not in text
+    ours = r["results"]["classifier"]
+    assert f"{ours['macro_f1']:.3f}" in text and "### Per label: fine-tuned classifier (ours)" in text
+    assert "Per label: TF-IDF" not in text  # baselines appear in the summary only
+
+
+def test_shipped_card_matches_committed_results():
+    """The shipped card's block is what eval_classifier writes from the committed results."""
+    r = json.loads(RESULTS.read_text())
+    text = CARD.read_text()
+    block = text.split("<!-- metrics:begin -->\n", 1)[1].split("<!-- metrics:end -->", 1)[0]
+    assert block == eval_classifier.render_card(r)
+    assert r["model_config"]["name"] == "alliance-markers-v1"
