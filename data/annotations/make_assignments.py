@@ -89,6 +89,18 @@ def _sustain_share(session) -> float:
 RANKING_MODEL_COMMIT = "45f41dd"
 
 
+def _deal(sessions: list, coders: list[str], first: dict | None = None) -> tuple[dict, dict]:
+    """Deal sessions in order to the coder with the fewest utterances so far (after `first`, sessions
+    given to named coders up front). Returns ({coder: sessions}, {coder: utterances})."""
+    deal = {c: list((first or {}).get(c, [])) for c in coders}
+    load = {c: sum(len(s.utterances) for s in deal[c]) for c in coders}
+    for s in sessions:
+        c = min(coders, key=lambda k: load[k])
+        deal[c].append(s)
+        load[c] += len(s.utterances)
+    return deal, load
+
+
 def _require_ranking_model() -> str:
     raise SystemExit(f"supplement 4 needs the v1.0 classifier: see RANKING_MODEL_COMMIT ({RANKING_MODEL_COMMIT}) "
                      "in this script and pass --ranking-model")
@@ -133,15 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     pool = [s for s in low + high + es_low + es_rest if (s.corpus, s.session) not in rel_keys]
     rng.shuffle(pool)
     pool.sort(key=lambda s: -len(s.utterances))
-    load = {c: 0 for c in PRIMARY}
-    deal = {c: [] for c in PRIMARY}
-    for s in rel:
-        deal["A"].append(s)
-        load["A"] += len(s.utterances)
-    for s in pool:  # greedy balance by utterance count
-        c = min(PRIMARY, key=lambda k: load[k])
-        deal[c].append(s)
-        load[c] += len(s.utterances)
+    deal, load = _deal(pool, PRIMARY, first={"A": rel})
     out = {
         "seed": SEED,
         "coders": {c: [f"{s.corpus} {s.session}" for s in deal[c]] for c in PRIMARY},
@@ -194,12 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                 break
             sup4.append(s)
             n4 += len(s.utterances)
-        load4 = {c: 0 for c in SUPPLEMENT4_CODERS}
-        deal4 = {c: [] for c in SUPPLEMENT4_CODERS}
-        for s in sorted(sup4, key=lambda s: -len(s.utterances)):
-            c = min(SUPPLEMENT4_CODERS, key=lambda k: load4[k])
-            deal4[c].append(s)
-            load4[c] += len(s.utterances)
+        deal4, load4 = _deal(sorted(sup4, key=lambda s: -len(s.utterances)), SUPPLEMENT4_CODERS)
     else:  # keep the drawn supplement: its ranking model is no longer the shipped one
         by_key = {("annomi", k): v for k, v in annomi.items()} | {("esconv", k): v for k, v in esconv.items()}
         deal4 = {c: [by_key[tuple(x.split(" ", 1))] for x in previous["coders"][c]] for c in SUPPLEMENT4_CODERS}
