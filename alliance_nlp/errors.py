@@ -21,4 +21,29 @@ class InputError(AllianceError):
 
 
 class UnknownFormatError(InputError):
-    pass
+    """No reader recognises the file (or `--format` names none)."""
+
+
+class LimitError(InputError):
+    """The input exceeds a reader limit (file size, line length, JSON nesting, records, .docx size or spans).
+
+    Limits keep hostile or corrupt files from hanging or exhausting memory; the message names the reader
+    option (e.g. `max_bytes=`) that raises the limit, so a genuinely large transcript can still be read.
+    """
+
+
+class ModelError(AllianceError):
+    """A model or resource file is missing, unreadable, or not what it claims to be."""
+
+
+class IntegrityError(ModelError):
+    """A weights file does not have the expected SHA-256."""
+
+
+class PipelineError(AllianceError):
+    """A pipeline cannot be built (unknown component, unmet requirement) or a component got a session
+    that lacks what it requires."""
+
+
+class UsageError(AllianceError):
+    """A command-line option or argument is invalid."""

@@ -1,21 +1,25 @@
 """The one data model every stage reads and writes: Session -> Turn -> Utterance.
 
 Ingest produces a Session whose turns are the input records (one per line, row, cue or segment);
-diarize merges same-speaker records into turns and attributes roles; segment splits utterances into
-sentences; classify fills marker probabilities; aggregate fills session-level results. A Session
-round-trips through versioned JSON (`to_dict`/`from_dict`, `save`/`load`).
+diarize merges same-speaker records into turns and attributes roles; segment splits long utterances;
+classify fills marker probabilities; aggregate fills the typed `Results` (estimates, episodes,
+trajectory). Each component records what it did in `provenance[name]`. A Session round-trips through
+versioned JSON (`to_dict`/`from_dict`, `save`/`load`).
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
+
+from .files import write_json_atomic
 
 SCHEMA = "alliance-nlp/session"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+SUBSCALES: tuple[str, ...] = ("goal", "task", "bond")
+ESTIMATES: tuple[str, ...] = (*SUBSCALES, "total")
 
 Role = Literal["therapist", "client", "other", "unknown"]
 ROLES: tuple[str, ...] = ("therapist", "client", "other", "unknown")
@@ -100,6 +104,118 @@ class Speaker:
     role_method: str | None = None  # "label", "model", "user", "default"
 
 
+# ---- results (filled by the aggregate stage) ------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate on the WAI-SR metric (item mean 1-5) with its interval; None when undefined."""
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A rupture-repair episode: a run of rupture markers, whether a repair followed, and whether the
+    client's next utterances were collaborative again (None: the session ended first)."""
+    index: int
+    type: str                      # "withdrawal", "confrontation" or "mixed"
+    start_utterance: int
+    end_utterance: int
+    start: float | None
+    end: float | None
+    sources: tuple[int, ...]
+    by: tuple[str, ...]
+    peak_probability: float
+    repaired: bool
+    repair_utterance: int | None
+    resolved: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sources"], d["by"] = list(self.sources), list(self.by)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Episode":
+        return cls(**{**d, "sources": tuple(d.get("sources", ())), "by": tuple(d.get("by", ()))})
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of a session: `minutes`-long on the clock, or a fixed number of turns without times.
+    Index ranges are half-open: turns [turn_start, turn_end), utterances [utt_start, utt_end)."""
+    index: int
+    by: str                        # "time" | "turns"
+    start: float | None
+    end: float | None
+    turn_start: int
+    turn_end: int
+    utt_start: int
+    utt_end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WindowEstimate:
+    """Estimates for one window of the within-session trajectory."""
+    window: Window
+    estimates: dict[str, Estimate]
+    ruptures: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.window.to_dict(), **{k: v.to_dict() for k, v in self.estimates.items()},
+                "ruptures": self.ruptures}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WindowEstimate":
+        w = Window(**{k: d[k] for k in Window.__dataclass_fields__})
+        return cls(w, {k: Estimate(**d[k]) for k in ESTIMATES if k in d}, int(d.get("ruptures", 0)))
+
+
+@dataclass
+class Results:
+    """Session-level results. `to_dict` keeps the flat summary.json shape researchers script against."""
+    estimates: dict[str, Estimate] = field(default_factory=dict)     # goal, task, bond, total
+    method: dict[str, Any] = field(default_factory=dict)             # scale, interval, mapping
+    features: dict[str, float | None] = field(default_factory=dict)  # what the mapping read
+    episodes: list[Episode] = field(default_factory=list)
+    trajectory: list[WindowEstimate] = field(default_factory=list)
+    trajectory_by: str | None = None
+
+    @property
+    def ruptures(self) -> dict[str, int]:
+        eps = self.episodes
+        return {"episodes": len(eps), "repaired": sum(e.repaired for e in eps),
+                "unrepaired": sum(not e.repaired for e in eps), "resolved": sum(bool(e.resolved) for e in eps)}
+
+    def __bool__(self) -> bool:
+        return bool(self.estimates)
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self:
+            return {}
+        return {**{k: v.to_dict() for k, v in self.estimates.items()},
+                "estimate_method": self.method, "features": self.features,
+                "episodes": [e.to_dict() for e in self.episodes], "ruptures": self.ruptures,
+                "trajectory": {"by": self.trajectory_by, "windows": [w.to_dict() for w in self.trajectory]}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Results":
+        if not d:
+            return cls()
+        traj = d.get("trajectory") or {}
+        return cls(estimates={k: Estimate(**d[k]) for k in ESTIMATES if k in d},
+                   method=dict(d.get("estimate_method", {})), features=dict(d.get("features", {})),
+                   episodes=[Episode.from_dict(e) for e in d.get("episodes", [])],
+                   trajectory=[WindowEstimate.from_dict(w) for w in traj.get("windows", [])],
+                   trajectory_by=traj.get("by"))
+
+
 @dataclass
 class Session:
     id: str
@@ -107,8 +223,10 @@ class Session:
     speakers: dict[str, Speaker] = field(default_factory=dict)
     source_path: str | None = None
     source_format: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
+    unlabelled: bool = False                 # no speaker labels in the input: diarize must find turns
+    meta: dict[str, Any] = field(default_factory=dict)                # what the input file said
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> what it did
+    results: Results = field(default_factory=Results)
 
     # ---- navigation -------------------------------------------------------------------------
     @property
@@ -134,6 +252,11 @@ class Session:
     def has_times(self) -> bool:
         return any(u.start is not None for u in self.utterances)
 
+    @property
+    def name(self) -> str:
+        """The path or id to name this session by in messages."""
+        return self.source_path or self.id
+
     # ---- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,10 +265,12 @@ class Session:
             "id": self.id,
             "source_path": self.source_path,
             "source_format": self.source_format,
+            "unlabelled": self.unlabelled,
             "meta": self.meta,
+            "provenance": self.provenance,
             "speakers": [asdict(s) for s in self.speakers.values()],
             "turns": [asdict(t) for t in self.turns],
-            "results": self.results,
+            "results": self.results.to_dict(),
         }
 
     @classmethod
@@ -166,8 +291,9 @@ class Session:
                               meta=t.get("meta", {})))
         speakers = {s["id"]: Speaker(**s) for s in d.get("speakers", [])}
         return cls(id=d["id"], turns=turns, speakers=speakers, source_path=d.get("source_path"),
-                   source_format=d.get("source_format"), meta=d.get("meta", {}),
-                   results=d.get("results", {}))
+                   source_format=d.get("source_format"), unlabelled=bool(d.get("unlabelled", False)),
+                   meta=d.get("meta", {}), provenance=d.get("provenance", {}),
+                   results=Results.from_dict(d.get("results", {})))
 
     def save(self, path: str | os.PathLike) -> None:
         write_json_atomic(path, self.to_dict())
@@ -176,18 +302,3 @@ class Session:
     def load(cls, path: str | os.PathLike) -> "Session":
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON via a temporary file and rename, so a failure never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

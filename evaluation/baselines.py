@@ -19,7 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from alliance_nlp.calibration import fit_temperature, sigmoid, tune_thresholds
+from scipy.special import expit as sigmoid
+
+from training.thresholds import fit_temperature, tune_thresholds
 from alliance_nlp.labels import LABELS
 
 # Our own construct statements (invented; none is WAI item text). Several per label: an observer's

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 OPENERS = ["so", "well", "okay", "I guess", "you know", "honestly", "right", "hmm", "yeah", "and"]
 PHRASES = [

@@ -22,14 +22,12 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "evaluation"))
 
 import numpy as np  # noqa: E402
 
-from alliance_nlp.calibration import expected_calibration_error  # noqa: E402
-from alliance_nlp.data.annotations import ROOT as ANN_ROOT  # noqa: E402
-from alliance_nlp.data.dataset import build_rows, load_annotations  # noqa: E402
+from training.thresholds import expected_calibration_error  # noqa: E402
+from training.annotations import ROOT as ANN_ROOT  # noqa: E402
+from training.dataset import build_rows, load_annotations  # noqa: E402
 from alliance_nlp.labels import LABELS  # noqa: E402
 from alliance_nlp.session import write_json_atomic  # noqa: E402
 
@@ -128,10 +126,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from alliance_nlp.classifier_training import data_version, sessions_from_rows
+    from training.classifier import data_version, sessions_from_rows
     from alliance_nlp.classify import MarkerClassifier, default_model_path, read_config
-    from alliance_nlp.data.dataset import model_release
-    from baselines import TfidfLogReg, ZeroShotSimilarity
+    from training.dataset import model_release
+    from evaluation.baselines import TfidfLogReg, ZeroShotSimilarity
 
     torch.set_num_threads(args.threads)
     t0 = time.time()

@@ -24,15 +24,14 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from alliance_nlp.data.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
+from training.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
 from alliance_nlp.diarize import SPEAKER_IDS, Diarizer, merge_turns  # noqa: E402
-from alliance_nlp.diarize.training import (cs_group, cs_key, fit_role_model, fit_turn_model,  # noqa: E402
+from training.roles import (cs_group, cs_key, fit_role_model, fit_turn_model,  # noqa: E402
                                            fit_unit_role_model, unit_data,
                                            labelled_session, load_dev_sessions, role_examples,
                                            turn_examples, unlabelled_session)

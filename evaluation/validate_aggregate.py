@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from alliance_nlp.aggregate import DEFAULT_CALIBRATION, FEATURES, AllianceAggregator, session_features  # noqa: E402
-from alliance_nlp.data.corpora import read_annomi, read_esconv, to_session  # noqa: E402
+from training.corpora import read_annomi, read_esconv, to_session  # noqa: E402
 from alliance_nlp.labels import LABELS  # noqa: E402
 
 RESULTS = ROOT / "evaluation" / "results"
@@ -123,7 +122,7 @@ def main(argv=None) -> int:
     annotated, test_split = set(), set()
     try:
         from alliance_nlp.classify import default_model_path, read_config
-        from alliance_nlp.data.dataset import build_rows, load_annotations, model_release
+        from training.dataset import build_rows, load_annotations, model_release
         release = model_release(read_config(args.model or default_model_path()))
         for r in build_rows(load_annotations(release), args.corpus_dir):
             annotated.add((r["corpus"], r["session"]))

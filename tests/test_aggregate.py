@@ -2,9 +2,13 @@
 import numpy as np
 import pytest
 
-from alliance_nlp.aggregate import FEATURES, SUBSCALES, AllianceAggregator, course_shape, rupture_episodes
+from alliance_nlp.aggregate import Aggregator
+from alliance_nlp.course import course_shape
+from alliance_nlp.episodes import rupture_episodes
+from alliance_nlp.errors import ModelError, PipelineError
 from alliance_nlp.labels import LABELS
-from alliance_nlp.session import Session, Speaker, Turn, Utterance
+from alliance_nlp.mapping import FEATURES, WaiMapping
+from alliance_nlp.session import ESTIMATES, SUBSCALES, Session, Speaker, Turn, Utterance
 
 
 def make_session(codes, times=True):
@@ -25,7 +29,7 @@ def fitted(seed=0):
     bond_col = FEATURES.index("therapist_bond")
     rupt_col = FEATURES.index("client_rupture_withdrawal")
     y = 3 + 3 * X[:, bond_col] - 3 * X[:, rupt_col] + rng.normal(0, 0.1, 60)
-    return AllianceAggregator.fit(X, {k: y for k in SUBSCALES}, alpha=1.0)
+    return Aggregator(WaiMapping.fit(X, {k: y for k in SUBSCALES}, alpha=1.0))
 
 
 def test_episode_repaired_and_resolved():
@@ -33,8 +37,8 @@ def test_episode_repaired_and_resolved():
                       ("therapist", ["repair", "bond"]), ("client", ["task"]), ("therapist", []),
                       ("client", ["goal"]), ("therapist", []), ("client", [])])
     (ep,) = rupture_episodes(s)
-    assert ep["type"] == "confrontation" and ep["start_utterance"] == 1 and ep["repaired"]
-    assert ep["repair_utterance"] == 2 and ep["resolved"] is True and ep["sources"] == [2]
+    assert ep.type == "confrontation" and ep.start_utterance == 1 and ep.repaired
+    assert ep.repair_utterance == 2 and ep.resolved is True and ep.sources == (2,)
 
 
 def test_unrepaired_withdrawal_and_merging():
@@ -43,32 +47,66 @@ def test_unrepaired_withdrawal_and_merging():
                       ("therapist", []), ("client", []), ("therapist", []), ("client", []),
                       ("therapist", []), ("client", [])])
     eps = rupture_episodes(s)
-    assert len(eps) == 1 and eps[0]["end_utterance"] == 5 and not eps[0]["repaired"]
-    assert eps[0]["resolved"] is False  # the client did not return to collaboration
+    assert len(eps) == 1 and eps[0].end_utterance == 5 and not eps[0].repaired
+    assert eps[0].resolved is False  # the client did not return to collaboration
 
 
 def test_fit_predicts_direction_and_roundtrips(tmp_path):
     agg = fitted()
     good = make_session([("therapist", ["bond"]), ("client", ["task"])] * 10)
     bad = make_session([("therapist", []), ("client", ["rupture_withdrawal"])] * 10)
-    g, b = agg(good).results, agg(bad).results
-    assert g["total"]["estimate"] > b["total"]["estimate"]
-    for k in (*SUBSCALES, "total"):
-        assert 1 <= g[k]["low"] <= g[k]["estimate"] <= g[k]["high"] <= 5
-    path = tmp_path / "cal.json"
-    agg.save(path)
-    again = AllianceAggregator.load(path)
-    assert again(make_session([("therapist", ["bond"]), ("client", ["task"])] * 10)).results["total"] == g["total"]
+    g, b = agg(good).results.estimates, agg(bad).results.estimates
+    assert g["total"].estimate > b["total"].estimate
+    for k in ESTIMATES:
+        assert 1 <= g[k].low <= g[k].estimate <= g[k].high <= 5
+    path = tmp_path / "mapping.json"
+    agg.mapping.save(path)
+    again = Aggregator.load(path)
+    assert again(make_session([("therapist", ["bond"]), ("client", ["task"])] * 10)).results.estimates == g
 
 
 def test_trajectory_windows_by_time_and_turns():
     agg = fitted()
     s = agg(make_session([("therapist", ["bond"]), ("client", [])] * 20))  # 40 utts x 30 s = 20 min
-    tr = s.results["trajectory"]
-    assert tr["by"] == "time" and len(tr["windows"]) == 4
-    assert all(w["total"]["low"] <= w["total"]["estimate"] <= w["total"]["high"] for w in tr["windows"])
+    assert s.results.trajectory_by == "time" and len(s.results.trajectory) == 4
+    assert all(w.estimates["total"].low <= w.estimates["total"].estimate <= w.estimates["total"].high
+               for w in s.results.trajectory)
     s2 = agg(make_session([("therapist", ["bond"]), ("client", [])] * 20, times=False))
-    assert s2.results["trajectory"]["by"] == "turns" and len(s2.results["trajectory"]["windows"]) == 2
+    assert s2.results.trajectory_by == "turns" and len(s2.results.trajectory) == 2
+
+
+def test_results_roundtrip_through_session_json(tmp_path):
+    s = fitted()(make_session([("therapist", ["bond"]), ("client", ["rupture_withdrawal"]), ("therapist", ["repair"]),
+                               ("client", ["task"])] * 5))
+    s.save(tmp_path / "s.json")
+    again = Session.load(tmp_path / "s.json")
+    assert again.results == s.results and again.results.ruptures == s.results.ruptures
+
+
+def test_missing_probabilities_are_an_error_not_zero():
+    s = make_session([("therapist", ["bond"]), ("client", [])])
+    s.utterances[1].probabilities = {}
+    with pytest.raises(PipelineError, match="no marker probabilities"):
+        fitted()(s)
+
+
+def test_bootstrap_interval_matches_resampling_rows():
+    """The count-based cluster bootstrap equals resampling blocks of rows and recomputing features."""
+    agg = fitted()
+    s = make_session([("therapist", ["bond"]), ("client", ["task"]), ("therapist", []), ("client", ["goal"])] * 6)
+    est = agg(s).results.estimates["total"]
+    assert est.low < est.estimate < est.high
+    wider = Aggregator(agg.mapping, n_boot=200, block=1)(s).results.estimates["total"]
+    assert wider.estimate == est.estimate
+
+
+def test_mapping_file_errors_are_one_line(tmp_path):
+    bad = tmp_path / "m.json"
+    bad.write_text("{not json")
+    with pytest.raises(ModelError, match="m.json: not a valid WAI mapping"):
+        WaiMapping.load(bad)
+    with pytest.raises(ModelError, match="mapping file not found"):
+        WaiMapping.load(tmp_path / "absent.json")
 
 
 @pytest.mark.parametrize("totals,shape", [

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from alliance_nlp.data.annotations import ROOT, RELEASE_NAME, agreement, cohen_kappa, read_codes
+from training.annotations import ROOT, RELEASE_NAME, agreement, cohen_kappa, read_codes
 from alliance_nlp.labels import LABELS
 
 
@@ -49,11 +49,11 @@ def test_release_is_standoff_and_valid():
     assert manifest["reliability"]["n_utterances"] >= 800
 
 
-@pytest.mark.skipif(__import__("alliance_nlp.data.corpora", fromlist=["x"]).default_corpus_dir() is None,
+@pytest.mark.skipif(__import__("training.corpora", fromlist=["x"]).default_corpus_dir() is None,
                     reason="development corpora not present")
 def test_build_pools_reliability_rounds_and_prefers_primary_coder(tmp_path):
-    from alliance_nlp.data.annotations import build, disagreements, session_filename
-    from alliance_nlp.data.corpora import read_esconv
+    from training.annotations import build, disagreements, session_filename
+    from training.corpora import read_esconv
 
     sessions = sorted(read_esconv().values(), key=lambda s: len(s.utterances))[:3]
     keys = [(s.corpus, s.session) for s in sessions]

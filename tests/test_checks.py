@@ -1,14 +1,14 @@
-"""Ratings files and instruments, agreement statistics, and the calibrate/evaluate/course commands."""
+"""Ratings files and instruments, agreement statistics, and the fit-mapping/check-ratings/course commands."""
 import json
 
 import numpy as np
 import pytest
 
-from alliance_nlp.checks import agreement, icc_a1
+from alliance_nlp.agreement import agreement, icc_a1
 from alliance_nlp.cli import main
 from alliance_nlp.errors import InputError
 from alliance_nlp.labels import LABELS
-from alliance_nlp.ratings import load_scale, read_ratings
+from alliance_nlp.instruments import load_scale, read_ratings
 from alliance_nlp.session import Session, Speaker, Turn, Utterance
 
 
@@ -78,28 +78,57 @@ def _analysed(tmp_path, n=12):
     (tmp_path / "ratings.csv").write_text("\n".join(rows) + "\n")
 
 
-def test_calibrate_then_evaluate_cli(tmp_path, capsys):
+def test_fit_mapping_then_check_ratings_cli(tmp_path, capsys):
     _analysed(tmp_path)
-    cal = tmp_path / "cal.json"
-    assert main(["calibrate", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
-                 "-o", str(cal), "--alpha", "1"]) == 0
-    assert json.loads(cal.read_text())["meta"]["sessions"] == 12
+    mapping = tmp_path / "mapping.json"
+    assert main(["fit-mapping", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
+                 "-o", str(mapping), "--alpha", "1"]) == 0
+    assert json.loads(mapping.read_text())["meta"]["sessions"] == 12
     rep = tmp_path / "rep.json"
-    assert main(["evaluate", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
-                 "--calibration", str(cal), "-o", str(rep), "--n-boot", "100"]) == 0
+    assert main(["check-ratings", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
+                 "--mapping", str(mapping), "-o", str(rep), "--n-boot", "100"]) == 0
     r = json.loads(rep.read_text())
     assert r["sessions_matched"] == 12 and r["subscales"]["bond"]["spearman_rho"]["value"] > 0.8
     assert "ICC" in capsys.readouterr().out
 
 
+def test_old_command_spellings_still_work_with_a_notice(tmp_path, capsys):
+    _analysed(tmp_path)
+    cal = tmp_path / "cal.json"
+    assert main(["calibrate", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
+                 "-o", str(cal), "--alpha", "1"]) == 0
+    assert "'calibrate' is deprecated" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
+                 "--calibration", str(cal), "--n-boot", "50"]) == 0
+    err = capsys.readouterr().err
+    assert "'evaluate' is deprecated" in err and "--calibration is deprecated" in err
+
+
+def test_check_ratings_prints_undefined_intervals_as_na(tmp_path, capsys):
+    """Three sessions with constant ratings: correlations and their intervals are undefined, not a crash."""
+    _analysed(tmp_path, n=3)
+    flat = tmp_path / "flat.csv"
+    flat.write_text("session,goal,task,bond\ns0,3,3,3\ns1,3,3,3\ns2,3,3,3\n")
+    assert main(["check-ratings", str(tmp_path / "out"), "--ratings", str(flat), "--n-boot", "50"]) == 0
+    assert "n/a" in capsys.readouterr().out
+
+
+def test_missing_mapping_file_is_one_line(tmp_path, capsys):
+    _analysed(tmp_path, n=5)
+    assert main(["check-ratings", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
+                 "--mapping", str(tmp_path / "absent.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "absent.json: mapping file not found" in err and len(err.splitlines()) == 1
+
+
 def test_course_command(tmp_path, capsys):
     _analysed(tmp_path, n=6)
-    cal = tmp_path / "cal.json"
-    main(["calibrate", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"), "-o", str(cal), "--alpha", "1"])
+    cal = tmp_path / "mapping.json"
+    main(["fit-mapping", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"), "-o", str(cal), "--alpha", "1"])
     clients = tmp_path / "clients.csv"
     clients.write_text("session,client,order\ns5,k,1\ns0,k,2\ns4,k,3\n")
     out = tmp_path / "course.json"
-    assert main(["course", str(tmp_path / "out"), "--clients", str(clients), "--calibration", str(cal), "-o", str(out)]) == 0
+    assert main(["course", str(tmp_path / "out"), "--clients", str(clients), "--mapping", str(cal), "-o", str(out)]) == 0
     c = json.loads(out.read_text())["k"]
     assert [x["session"] for x in c["sessions"]] == ["s5", "s0", "s4"] and c["shape"] == "high-low-high"
 
@@ -108,5 +137,5 @@ def test_evaluate_reports_bad_ratings_file_as_one_line(tmp_path, capsys):
     _analysed(tmp_path, n=5)
     bad = tmp_path / "bad.csv"
     bad.write_text("id,goal\n")
-    assert main(["evaluate", str(tmp_path / "out"), "--ratings", str(bad)]) == 2
+    assert main(["check-ratings", str(tmp_path / "out"), "--ratings", str(bad)]) == 2
     assert "no 'session' column" in capsys.readouterr().err

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from alliance_nlp.classifier_training import TrainConfig, train
-from alliance_nlp.classify import REPO_MODEL_DIR, MarkerClassifier, ModelNotFoundError, encode_batches
-from alliance_nlp.encoder import IntegrityError, load_base, sha256_file, verify_sha256
+from alliance_nlp.classify import MarkerClassifier, default_model_path
+from alliance_nlp.encoder import encode_batches, load_base, sha256_file, verify_sha256
+from alliance_nlp.errors import IntegrityError, ModelError
 from alliance_nlp.labels import LABELS
 from alliance_nlp.session import Session, Speaker, Turn, Utterance
+from training.classifier import TrainConfig, train
 
 WORDS = ("i you we feel think want try talk week work sleep home help plan next time today okay no yes "
          "maybe really hard good bad sorry that sounds difficult what would like to do about it not sure "
@@ -123,11 +124,25 @@ def test_length_sorted_batching_keeps_input_order(tiny_base):
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="train_classifier.py"):
+    with pytest.raises(ModelError, match="config.json missing"):
         MarkerClassifier.load(tmp_path / "absent")
 
 
-@pytest.mark.skipif(not (REPO_MODEL_DIR / "config.json").is_file(), reason="shipped model not trained yet")
+@pytest.mark.parametrize("damage", ["config", "context", "adapter"])
+def test_broken_model_folder_is_a_model_error(tmp_path, damage):
+    """A damaged file in a model folder is refused with a ModelError naming it, never a traceback."""
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(default_model_path(), model)
+    target = {"config": model / "config.json", "context": model / "context.safetensors",
+              "adapter": model / "adapter" / "adapter_model.safetensors"}[damage]
+    target.write_bytes(b"garbage")
+    with pytest.raises(ModelError, match=target.name if damage != "adapter" else "adapter"):
+        MarkerClassifier.load(model, device="cpu")
+
+
+@pytest.mark.skipif(not (default_model_path() / "config.json").is_file(), reason="shipped model not trained yet")
 def test_shipped_model_tags_an_invented_session():
     clf = MarkerClassifier.load(device="cpu")
     session = clf(invented_session())

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from alliance_nlp.data.corpora import default_corpus_dir
+from training.corpora import default_corpus_dir
 
 from alliance_nlp.diarize import (DEFAULT_ROLE_MODEL, DEFAULT_TURN_MODEL, DEFAULT_UNIT_MODEL, Diarizer,
                                   SpeakerNotFoundError, merge_turns)
 from alliance_nlp.diarize.features import BOUNDARY_FEATURES, SPEAKER_FEATURES
-from alliance_nlp.diarize.linear import LinearModel
+from alliance_nlp.linear import LinearModel
 from alliance_nlp.session import Session, Speaker, Turn, Utterance
 
 CORPORA = default_corpus_dir()
@@ -29,7 +29,7 @@ def make(records, unlabelled=False, times=False):
         s.turns.append(Turn(spk, [u], text))
     s.ensure_speakers()
     if unlabelled:
-        s.meta["unlabelled"] = True
+        s.unlabelled = True
     return s
 
 
@@ -144,7 +144,7 @@ def test_unlabelled_lines_split_into_two_speakers():
     assert speakers == {"SPEAKER_A", "SPEAKER_B"}
     assert "UNKNOWN" not in s.speakers
     assert {sp.role for sp in s.speakers.values()} == {"therapist", "client"}
-    assert s.meta["diarize"]["two_party_assumption"] is True
+    assert s.provenance["diarize"]["two_party_assumption"] is True
     assert sorted(u.source for u in s.utterances) == list(range(10))
     # turns alternate after merging and every record is with its gold side
     roles = [s.role_of(t.speaker) for t in s.turns]
@@ -169,14 +169,14 @@ def test_plain_alternation_without_unit_model():
     s = make([(None, t) for pair in zip(THERAPIST, CLIENT) for t in pair], unlabelled=True)
     s = Diarizer(unit_model=False)(s)
     assert len({t.speaker for t in s.turns}) == 2
-    assert s.meta["diarize"]["decoder"] == "alternation"
+    assert s.provenance["diarize"]["decoder"] == "alternation"
 
 
 def test_unknown_records_in_labelled_session_continue_previous_speaker():
     s = make([("T", THERAPIST[0]), (None, "And take your time."), ("C", CLIENT[0])])
     s = Diarizer()(s)
     assert [t.speaker for t in s.turns] == ["T", "C"]
-    assert "UNKNOWN" not in s.speakers and s.meta["diarize"]["continuations"] == 1
+    assert "UNKNOWN" not in s.speakers and s.provenance["diarize"]["continuations"] == 1
     check_offsets(s)
 
 
@@ -184,14 +184,14 @@ def test_pipeline_factory():
     from alliance_nlp.pipeline import Pipeline
     p = Pipeline.from_names(["diarize", "segment"], {"diarize": {"therapist": "Dana"}})
     s = p(make(dialogue()))
-    assert s.speakers["Dana"].role_method == "user" and "windows" in s.results
+    assert s.speakers["Dana"].role_method == "user" and set(s.provenance) == {"diarize", "segment"}
 
 
 @pytest.mark.slow
 @needs_corpora
 def test_roles_on_corpus_sample():
-    from alliance_nlp.data.corpora import read_annomi
-    from alliance_nlp.diarize.training import labelled_session
+    from training.corpora import read_annomi
+    from training.roles import labelled_session
     d = Diarizer()
     sessions = list(read_annomi(CORPORA).values())[:15]
     ok = 0

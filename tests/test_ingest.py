@@ -187,7 +187,7 @@ def test_text_unlabelled_lines_without_blank_lines(tmp_path):
     p = write(tmp_path, "s.txt", "How are you?\nNot great.\nTell me more.\n")
     s = read(p)
     assert [t.text for t in s.turns] == ["How are you?", "Not great.", "Tell me more."]
-    assert s.meta["unlabelled"] is True and set(s.speakers) == {"UNKNOWN"}
+    assert s.unlabelled is True and set(s.speakers) == {"UNKNOWN"}
     assert [t.utterances[0].source for t in s.turns] == [1, 2, 3]
 
 

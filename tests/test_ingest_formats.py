@@ -49,7 +49,7 @@ def test_role_from_label(label, role):
 def test_session_json_round_trip(tmp_path):
     s = read(EX / "session_cbt.txt")
     s.speakers["T"].name = "Therapist"
-    s.results["note"] = "kept"
+    s.meta["note"] = "kept"
     out = tmp_path / "s.json"
     s.save(out)
     back = read(out)
@@ -140,7 +140,7 @@ def test_srt_without_names_is_unlabelled(tmp_path):
                                       "00:00:03,000 --> 00:00:04,000\n<i>hi</i>\n"))
     assert [(t.speaker, t.text, t.start, t.end) for t in s.turns] == [("UNKNOWN", "hello there", 1.0, 2.5),
                                                                        ("UNKNOWN", "hi", 3.0, 4.0)]
-    assert s.meta["unlabelled"]
+    assert s.unlabelled
 
 
 # ---- WhisperX, RTTM ------------------------------------------------------------------------------------

@@ -4,9 +4,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "evaluation"))
 
-import eval_classifier  # noqa: E402
+from evaluation import eval_classifier
 
 RESULTS = ROOT / "evaluation" / "results" / "classifier.json"
 CARD = ROOT / "models" / "alliance-markers-v1" / "README.md"

@@ -4,7 +4,7 @@
         --output models/alliance-markers-v1
 
 Reads the annotation release (data/annotations/alliance_markers.v1.0.jsonl, built with
-`python -m alliance_nlp.data.annotations build`) joined to the corpus text, trains on the train split,
+`python -m training.annotations build`) joined to the corpus text, trains on the train split,
 selects the epoch and calibrates on validation, and never reads the test split. Metrics go to
 <output>/train_log.jsonl (one JSON object per line: start, every 10 steps, each epoch, calibration).
 """
@@ -16,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alliance_nlp.classifier_training import data_version, load_config, train  # noqa: E402
-from alliance_nlp.data.annotations import RELEASE_NAME, ROOT  # noqa: E402
-from alliance_nlp.data.dataset import build_rows, load_annotations  # noqa: E402
+from training.classifier import data_version, load_config, train  # noqa: E402
+from training.annotations import RELEASE_NAME, ROOT  # noqa: E402
+from training.dataset import build_rows, load_annotations  # noqa: E402
 
 
 def main(argv=None) -> int:

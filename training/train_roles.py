@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from alliance_nlp.data.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
-from alliance_nlp.diarize.training import (fit_role_model, fit_turn_model, fit_unit_role_model,  # noqa: E402
+from training.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
+from training.roles import (fit_role_model, fit_turn_model, fit_unit_role_model,  # noqa: E402
                                            load_dev_sessions, turn_examples)  # noqa: E402
 
 VERSION = "1.0"

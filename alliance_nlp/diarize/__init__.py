@@ -2,7 +2,7 @@
 
 `Diarizer` (a pipeline component, Session -> Session) does three things, in order:
 
-1. Unlabelled text (every record's speaker is "UNKNOWN", `session.meta["unlabelled"]`): records are
+1. Unlabelled text (every record's speaker is "UNKNOWN", `session.unlabelled`): records are
    cut into sentences (spaCy sentencizer), a trained speaker-change model (logistic regression over
    features of adjacent sentences, `resources/turn_model.json`) scores each boundary, and speakers
    alternate SPEAKER_A / SPEAKER_B across the changes. The changes are decoded jointly (Viterbi over
@@ -36,14 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AllianceError
+from ..linear import LinearModel
+from ..resources import resource_path
+from ..sentences import sentence_spans, split_utterance
 from ..session import Session, Speaker, Turn, Utterance
-from .features import add_line_gap, boundary_features, speaker_features
-from .linear import LinearModel
+from .features import add_line_gap, boundary_features, speaker_features, unit_role_features
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-DEFAULT_ROLE_MODEL = RESOURCES / "role_model.json"
-DEFAULT_TURN_MODEL = RESOURCES / "turn_model.json"
-DEFAULT_UNIT_MODEL = RESOURCES / "unit_role_model.json"
+DEFAULT_ROLE_MODEL = resource_path("role_model.json")
+DEFAULT_TURN_MODEL = resource_path("turn_model.json")
+DEFAULT_UNIT_MODEL = resource_path("unit_role_model.json")
 UNKNOWN = "UNKNOWN"
 MAX_MODEL_CONFIDENCE = 0.999
 SPEAKER_IDS = ("SPEAKER_A", "SPEAKER_B")
@@ -55,18 +56,14 @@ class SpeakerNotFoundError(AllianceError, ValueError):
     """A --therapist/--client name matches no speaker in the session."""
 
 
-def _load(model, default: Path, what: str) -> LinearModel:
+def _load(model: str | os.PathLike | LinearModel | None, default: Path) -> LinearModel:
     if isinstance(model, LinearModel):
         return model
-    path = Path(model) if model else default
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found at {path}; run training/train_roles.py to build it")
-    return LinearModel.load(path)
+    return LinearModel.load(Path(model) if model else default)
 
 
 def is_unlabelled(session: Session) -> bool:
-    return bool(session.meta.get("unlabelled")) or (
-        bool(session.turns) and all(t.speaker == UNKNOWN for t in session.turns))
+    return session.unlabelled or (bool(session.turns) and all(t.speaker == UNKNOWN for t in session.turns))
 
 
 def merge_turns(session: Session) -> Session:
@@ -108,7 +105,7 @@ class Diarizer:
                  threshold: float | None = None, second_client_min: float = 0.9, merge: bool = True,
                  emission_weight: float = 1.0):
         self.therapist, self.client = therapist, client
-        self.role_model = _load(role_model, DEFAULT_ROLE_MODEL, "role model")
+        self.role_model = _load(role_model, DEFAULT_ROLE_MODEL)
         self._turn_model_arg = turn_model
         self._turn_model: LinearModel | None = None
         self._unit_model_arg = unit_model
@@ -121,7 +118,7 @@ class Diarizer:
     @property
     def turn_model(self) -> LinearModel:
         if self._turn_model is None:  # only unlabelled input needs it
-            self._turn_model = _load(self._turn_model_arg, DEFAULT_TURN_MODEL, "speaker-change model")
+            self._turn_model = _load(self._turn_model_arg, DEFAULT_TURN_MODEL)
         return self._turn_model
 
     @property
@@ -131,7 +128,7 @@ class Diarizer:
             if self._unit_model_arg is False:
                 self._unit_model = False
             else:
-                self._unit_model = _load(self._unit_model_arg, DEFAULT_UNIT_MODEL, "sentence role model")
+                self._unit_model = _load(self._unit_model_arg, DEFAULT_UNIT_MODEL)
         return self._unit_model or None
 
     def decode(self, texts: list[str], records: list[int]) -> tuple[list[int], np.ndarray]:
@@ -142,7 +139,6 @@ class Diarizer:
         P(party) (weighted by `emission_weight`); a change is where the decoded party flips. Without
         it: alternate at every boundary whose change probability exceeds the threshold.
         """
-        from .features import unit_role_features
         probs = self.change_probabilities(texts, records)
         um = self.unit_model
         if um is None or not texts:
@@ -190,13 +186,11 @@ class Diarizer:
     @staticmethod
     def units(session: Session) -> list[tuple[int, int, int, int]]:
         """Sentence units of a session: (turn index, utterance index, char start, char end in utt.text)."""
-        from ..segment import sentence_spans
         utts = [(ti, ui, u) for ti, t in enumerate(session.turns) for ui, u in enumerate(t.utterances)]
         spans = sentence_spans(u.text for _, _, u in utts)
         return [(ti, ui, a, b) for (ti, ui, _), sp in zip(utts, spans) for a, b in sp]
 
     def split_unlabelled(self, session: Session) -> Session:
-        from ..segment import split_utterance
         units = self.units(session)
         if not units:
             return session
@@ -233,7 +227,8 @@ class Diarizer:
         for sid in SPEAKER_IDS:
             if any(t.speaker == sid for t in new_turns):
                 session.speakers.setdefault(sid, Speaker(sid, name=sid))
-        session.meta.setdefault("diarize", {}).update({
+        session.unlabelled = False
+        session.provenance.setdefault("diarize", {}).update({
             "speaker_changes": "model", "two_party_assumption": True, "units": len(units),
             "decoder": "viterbi" if self.unit_model is not None else "alternation",
             "changes": int(sum(a != b for a, b in zip(labels, labels[1:])))})
@@ -349,14 +344,14 @@ class Diarizer:
                 conf = min(float(conf), MAX_MODEL_CONFIDENCE)
             sp.role, sp.role_confidence, sp.role_method = role, round(float(conf), 4), meth
         if probs:
-            session.meta.setdefault("diarize", {})["p_therapist"] = {s: round(p, 4) for s, p in probs.items()}
+            session.provenance.setdefault("diarize", {})["p_therapist"] = {s: round(p, 4) for s, p in probs.items()}
         return session
 
     # ---- component ---------------------------------------------------------------------------------
     def __call__(self, session: Session) -> Session:
         if not session.turns:
             return session
-        info = session.meta.setdefault("diarize", {})
+        info = session.provenance.setdefault("diarize", {})
         if is_unlabelled(session):
             self.split_unlabelled(session)
         else:

@@ -5,6 +5,7 @@ text (text, utterance, utterance_text, transcript, content), start (start, begin
 and end (end, stop). A separate role column (role, speaker_role, interlocutor) gives Record.role.
 `columns={"text": "...", "speaker": "...", "start": "...", "end": "...", "role": "..."}` overrides;
 `delimiter=` overrides the sniffed delimiter. Record.source is the file line the row starts on.
+Cells are limited to 131,072 characters by Python's csv module; see `read_csv` for the other limits.
 """
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..session import Session
-from ._common import load_text, role_from_label, time_field
-from .base import Record, register_reader, session_from_records
+from ._common import check_lines, load_text, role_from_label, shape_names, time_field
+from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
+    too_many_records
+
+# csv.Sniffer's quote-guessing regexes are quadratic in the sample (16 KB of '",' take seconds), so it
+# sees at most the first 20 lines within this many characters.
+SNIFF_CHARS = 8192
 
 DEFAULTS: dict[str, tuple[str, ...]] = {
     "speaker": ("speaker", "speaker_id", "speaker_name", "interlocutor", "name", "who", "participant", "role"),
@@ -31,11 +37,14 @@ def _norm(h: str) -> str:
 
 
 def _sniff_delimiter(text: str) -> str:
-    sample = "\n".join(text.splitlines()[:20])
+    head = text[:SNIFF_CHARS]
+    if len(text) > SNIFF_CHARS and "\n" in head:
+        head = head[:head.rindex("\n")]  # whole lines only
+    sample = "\n".join(head.splitlines()[:20])
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
     except csv.Error:
-        first = text.splitlines()[0]
+        first = head.splitlines()[0] if head.strip() else ""
         return max(",\t;|", key=first.count)
 
 
@@ -57,8 +66,10 @@ class _Lines:
 
 
 def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, columns: dict | None = None,
-                   session_id: str | None = None) -> Session:
-    text = load_text(path)
+                   session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
+                   max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+    text = load_text(path, max_bytes)
+    check_lines(path, text.splitlines(), max_line_chars)
     skip = 0
     first = text.split("\n", 1)[0].strip()
     if first.lower().startswith("sep=") and len(first) == 5:  # Excel's "sep=;" hint line
@@ -80,7 +91,7 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
         if columns and key in columns:
             want = _norm(columns[key])
             if want not in names:
-                raise InputError(path, f"column {columns[key]!r} not found; columns are: {', '.join(header)}",
+                raise InputError(path, f"column {columns[key]!r} not found; columns are: {shape_names(header)}",
                                  field=key)
             return names.index(want)
         for cand in DEFAULTS[key]:
@@ -96,9 +107,10 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
             taken.add(col[key])
     if col["text"] is None:
         raise InputError(path, f"no text column (looked for {', '.join(DEFAULTS['text'])}); columns are: "
-                               f"{', '.join(header)}; map one with columns={{'text': ...}}", line=1 + skip)
+                               f"{shape_names(header)}; map one with columns={{'text': ...}}", line=1 + skip)
 
     records: list[Record] = []
+    fields = {k: header[i] for k, i in col.items() if i is not None}
     line = rd.line_num + 1
     while True:
         try:
@@ -118,7 +130,8 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
         if len(row) < len(header) and col["text"] >= len(row):
             raise InputError(path, f"row has {len(row)} fields, header has {len(header)}",
                              line=start_line, field=header[col["text"]])
-        fields = {k: header[i] for k, i in col.items() if i is not None}
+        if max_records is not None and len(records) >= max_records:
+            raise too_many_records(path, max_records, "rows")
         start = time_field(path, cell("start"), line=start_line, field=fields.get("start"))
         end = time_field(path, cell("end"), line=start_line, field=fields.get("end"))
         if start is not None and end is not None and end < start:
@@ -136,11 +149,21 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
 
 @register_reader("csv", extensions=(".csv",), description="CSV with speaker/text/start/end columns")
 def read_csv(path: Path, *, delimiter: str | None = None, columns: dict | None = None,
-             session_id: str | None = None) -> Session:
-    return read_delimited(path, "csv", delimiter=delimiter, columns=columns, session_id=session_id)
+             session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
+             max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+    """Read a CSV transcript (`delimiter=` overrides sniffing, `columns=` maps fields to columns).
+
+    Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
+    `max_line_chars` (one line, 1,000,000), `max_records` (rows, 500,000).
+    """
+    return read_delimited(path, "csv", delimiter=delimiter, columns=columns, session_id=session_id,
+                          max_bytes=max_bytes, max_line_chars=max_line_chars, max_records=max_records)
 
 
 @register_reader("tsv", extensions=(".tsv", ".tab"), description="tab-separated speaker/text/start/end columns")
 def read_tsv(path: Path, *, delimiter: str | None = "\t", columns: dict | None = None,
-             session_id: str | None = None) -> Session:
-    return read_delimited(path, "tsv", delimiter=delimiter, columns=columns, session_id=session_id)
+             session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
+             max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+    """Read a tab-separated transcript; options and limits as for `read_csv`."""
+    return read_delimited(path, "tsv", delimiter=delimiter, columns=columns, session_id=session_id,
+                          max_bytes=max_bytes, max_line_chars=max_line_chars, max_records=max_records)

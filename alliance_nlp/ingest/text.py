@@ -7,7 +7,8 @@ lines (Date:, Session:, Therapist: Dr. X ...) and anything before the first labe
 as `meta["header"]`. Text with no speaker labels at all gives one record per paragraph (or per line
 when the file has no blank lines), speaker None, for diarize to split.
 
-Record.source is the 1-based line number of the record's first line.
+Record.source is the 1-based line number of the record's first line. Reading is linear in the file
+size (a 50 MB transcript reads in seconds); see `read_text_transcript` for the size limits.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..session import Session
-from ._common import load_text, parse_time, role_from_label, split_label, take_leading_time
-from .base import Record, register_reader, session_from_records
+from ._common import check_lines, load_text, parse_time, role_from_label, shape, split_label, take_leading_time
+from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
+    too_many_records
 
 HEADER_KEYS = {
     "date", "time", "session", "session date", "session number", "session no", "session #", "title",
@@ -61,8 +63,8 @@ def _header_block(lines: list[tuple[int, str]]) -> int:
     return block[-1] + 1 if keyed else 0
 
 
-def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bool | None = None
-                       ) -> tuple[list[Record], dict]:
+def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bool | None = None,
+                       max_records: int | None = MAX_RECORDS) -> tuple[list[Record], dict]:
     """Records from (line number, text) pairs; returns (records, meta)."""
     meta: dict = {}
     nhead = _header_block(lines)
@@ -79,7 +81,7 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
             continue
         t, rest, bad = take_leading_time(s)
         if bad:
-            raise InputError(path, f"bad timestamp {bad!r}", line=no)
+            raise InputError(path, f"bad timestamp {shape(bad)}", line=no)
         lab = split_label(rest)
         label, text = None, rest
         if lab:
@@ -88,10 +90,10 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
                 try:
                     t = parse_time(ts) if t is None else t
                 except ValueError:
-                    raise InputError(path, f"bad timestamp {ts!r}", line=no) from None
+                    raise InputError(path, f"bad timestamp {shape(ts)}", line=no) from None
             t2, text2, bad = take_leading_time(text, bare=False)
             if bad:
-                raise InputError(path, f"bad timestamp {bad!r}", line=no)
+                raise InputError(path, f"bad timestamp {shape(bad)}", line=no)
             if t2 is not None:
                 t = t if t is not None else t2
                 text = text2
@@ -120,11 +122,13 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
                 pending_t = t  # a timestamp on a line of its own times the next record
                 continue
             if label is not None:
+                if max_records is not None and len(records) >= max_records:
+                    raise too_many_records(path, max_records)
                 records.append(Record(speaker=label, text=text, source=no,
                                       start=t if t is not None else pending_t, role=role_from_label(label)))
                 pending_t = None
             elif records:
-                records[-1].text = (records[-1].text + " " + text).strip()
+                records[-1].add_text(text)
             else:
                 preamble.append(text)
         if preamble:
@@ -141,17 +145,29 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
             if not text:
                 continue
             if cur is None or not has_blank:
+                if max_records is not None and len(records) >= max_records:
+                    raise too_many_records(path, max_records)
                 cur = Record(speaker=None, text=text, source=no, start=t)
                 records.append(cur)
             else:
-                cur.text += " " + text
+                cur.add_text(text)
     return records, meta
 
 
 @register_reader("text", extensions=(".txt", ".text"),
                  description="plain text with speaker labels (T:, Client:, Dr. Smith:) and optional timestamps")
-def read_text_transcript(path: Path, *, session_id: str | None = None, labelled: bool | None = None) -> Session:
-    text = load_text(path)
-    lines = list(enumerate(text.splitlines(), start=1))
-    records, meta = records_from_lines(lines, path, labelled=labelled)
+def read_text_transcript(path: Path, *, session_id: str | None = None, labelled: bool | None = None,
+                         max_bytes: int | None = MAX_BYTES, max_line_chars: int | None = MAX_LINE_CHARS,
+                         max_records: int | None = MAX_RECORDS) -> Session:
+    """Read a plain-text transcript.
+
+    `labelled` forces (True) or refuses (False) speaker-label parsing. Limits, each a LimitError when
+    exceeded and None to switch off: `max_bytes` (file size, 64 MiB), `max_line_chars` (one line,
+    1,000,000), `max_records` (records, 500,000).
+    """
+    text = load_text(path, max_bytes)
+    raw = text.splitlines()
+    check_lines(path, raw, max_line_chars)
+    records, meta = records_from_lines(list(enumerate(raw, start=1)), path, labelled=labelled,
+                                       max_records=max_records)
     return session_from_records(records, path, "text", session_id=session_id, meta=meta)

@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-from alliance_nlp.data.corpora import read_annomi, read_esconv
+from training.corpora import read_annomi, read_esconv
 
 SEED = 20261124
 N_ANNOMI_HIGH = 32
@@ -68,7 +68,7 @@ def _seeker_words(session) -> float:
 
 def _sustain_share(session) -> float:
     import csv
-    from alliance_nlp.data.corpora import resolve_corpus_dir
+    from training.corpora import resolve_corpus_dir
     global _SUSTAIN
     if "_SUSTAIN" not in globals():
         counts: dict = {}
@@ -109,7 +109,7 @@ def _require_ranking_model() -> str:
 def _model_ranked(sessions: list, model: str) -> list:
     """Sessions by the v1.0 classifier's expected (withdrawal + 0.3 x repair) positives per utterance."""
     from alliance_nlp.classify import MarkerClassifier
-    from alliance_nlp.data.corpora import to_session
+    from training.corpora import to_session
     from alliance_nlp.labels import LABELS
 
     as_sessions = [to_session(s) for s in sessions]

@@ -1,11 +1,11 @@
-"""Training recipe for the alliance-marker classifier (see alliance_nlp/classify.py for the model).
+"""Training recipe for the alliance-marker classifier (see alliance_nlp/model.py for the network).
 
 End to end on chunks of consecutive utterances of one session: a step encodes every utterance of its
 chunks once (LoRA-adapted encoder, length-sorted micro-batches), runs the context layer over each
 chunk and takes BCE with pos_weight on the chunk's own utterances; the `window` utterances before a
 chunk are encoded as context only. The best epoch on validation (macro AUPRC) is kept; then per label
 the pos_weight prior shift is undone, a temperature is fitted and a max-F1 threshold chosen, all on
-validation. The CLI is training/train_classifier.py.
+validation. The CLI is `python -m training.train_classifier`.
 """
 from __future__ import annotations
 
@@ -24,12 +24,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .calibration import (best_threshold, expected_calibration_error, f1_at, fit_temperature, sigmoid,
-                          tune_thresholds)
-from .classify import (NEUTRAL_ROLE, ContextLayer, MarkerClassifier, encode_batches, pad_sequences,
-                       role_id, save_artifact, tokenize_utterances)
-from .encoder import load_base
-from .labels import LABELS
+from scipy.special import expit as sigmoid
+
+from alliance_nlp.classify import MarkerClassifier
+from alliance_nlp.encoder import encode_batches, load_base
+from alliance_nlp.labels import LABELS
+from alliance_nlp.model import (ARTIFACT_FORMAT, ARTIFACT_VERSION, NEUTRAL_ROLE, ContextLayer, pad_sequences, role_id,
+                                tokenize_utterances)
+from training.thresholds import best_threshold, expected_calibration_error, f1_at, fit_temperature, tune_thresholds
 
 
 @dataclass
@@ -94,7 +96,7 @@ class SessionData:
 
 
 def sessions_from_rows(rows: Sequence[dict]) -> list[SessionData]:
-    """Group dataset rows (alliance_nlp.data.dataset.build_rows) into sessions in utterance order."""
+    """Group dataset rows (training.dataset.build_rows) into sessions in utterance order."""
     by: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         by.setdefault((r["corpus"], r["session"]), []).append(r)
@@ -154,7 +156,7 @@ def data_version(path: str | os.PathLike | None) -> dict[str, Any]:
     """Identify the annotation release a model was trained on (name, version, SHA-256, size)."""
     if path is None or not Path(path).is_file():
         return {"release": None}
-    from .data.annotations import VERSION
+    from training.annotations import VERSION
     p = Path(path)
     h = hashlib.sha256(p.read_bytes()).hexdigest()
     n = sum(1 for line in p.open(encoding="utf-8") if line.strip())
@@ -321,3 +323,21 @@ def fit_calibration(Y: np.ndarray, Z: np.ndarray, pw: np.ndarray) -> dict[str, l
     temps = [fit_temperature(Y[:, j], Z[:, j] - offset[j]) for j in range(Y.shape[1])]
     P = sigmoid((Z - offset) / np.array(temps))
     return {"logit_offset": offset.tolist(), "temperature": temps, "threshold": tune_thresholds(Y, P).tolist()}
+
+
+def save_artifact(path: str | os.PathLike, encoder: Any, context: Any, config: dict[str, Any]) -> None:
+    """Write adapter/ (peft LoRA), context.safetensors and config.json; never the base weights."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(str(path / "adapter"))
+    (path / "adapter" / "README.md").unlink(missing_ok=True)   # peft's placeholder card; ours is ../README.md
+    ac = path / "adapter" / "adapter_config.json"
+    acfg = json.loads(ac.read_text())
+    acfg["base_model_name_or_path"] = config["base_model"]["name"]   # not a local site-packages path
+    ac.write_text(json.dumps(acfg, indent=1) + "\n")
+    save_file({k: v.detach().cpu().contiguous() for k, v in context.state_dict().items()},
+              str(path / "context.safetensors"))
+    cfg = dict(config, format=ARTIFACT_FORMAT, format_version=ARTIFACT_VERSION, labels=list(LABELS))
+    (path / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")

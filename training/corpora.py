@@ -40,7 +40,7 @@ def default_corpus_dir() -> Path | None:
     env = os.environ.get(CORPUS_ENV)
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parents[2]
+    here = Path(__file__).resolve().parents[1]
     for cand in (here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
         if cand.is_dir():
             return cand
@@ -117,7 +117,7 @@ def read_corpus(name: str, corpus_dir: str | os.PathLike | None = None) -> dict[
 
 def to_session(cs: CorpusSession):
     """A corpus session as an alliance-nlp Session, roles as labelled by the corpus."""
-    from ..session import Session, Speaker, Turn, Utterance
+    from alliance_nlp.session import Session, Speaker, Turn, Utterance
 
     s = Session(id=f"{cs.corpus}:{cs.session}", source_format=cs.corpus, meta={"group": cs.group})
     for role in ("therapist", "client"):

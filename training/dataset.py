@@ -1,6 +1,6 @@
 """Join our standoff labels with corpus text into session-grouped train/validation/test splits.
 
-    from alliance_nlp.data.dataset import build_dataset
+    from training.dataset import build_dataset
     dd = build_dataset()            # datasets.DatasetDict: train / validation / test
 
 Rows are utterances in session order with the speaker role, the preceding turns as context, and a
@@ -16,9 +16,9 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from ..labels import LABELS
-from .annotations import RELEASE_NAME, ROOT
-from .corpora import read_corpus
+from alliance_nlp.labels import LABELS
+from training.annotations import RELEASE_NAME, ROOT
+from training.corpora import read_corpus
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -36,7 +36,7 @@ def load_annotations(path: str | os.PathLike | None = None) -> list[dict]:
     path = Path(path) if path else ROOT / RELEASE_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: annotation release not found (run "
-                                "`python -m alliance_nlp.data.annotations build`)")
+                                "`python -m training.annotations build`)")
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 

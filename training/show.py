@@ -1,14 +1,14 @@
 """Print one corpus session with utterance ids, for a coder reading it whole.
 
-    python -m alliance_nlp.data.show annomi 12
-    python -m alliance_nlp.data.show esconv train:17
+    python -m training.show annomi 12
+    python -m training.show esconv train:17
 """
 from __future__ import annotations
 
 import sys
 import textwrap
 
-from .corpora import read_corpus
+from training.corpora import read_corpus
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,8 @@
-"""A linear (logistic) model stored as JSON: feature names, standardisation, coefficients and a
-Platt calibration. Loading is plain JSON (no pickle), and prediction needs only numpy, so the
-shipped models are safe to load, diffable and versioned.
+"""A linear model stored as JSON: feature names, standardisation, coefficients, and for a classifier
+a Platt calibration. Loading is plain JSON (no pickle), and prediction needs only numpy and scipy, so
+the shipped models (speaker roles, speaker changes, the WAI mapping) are safe to load, diffable and
+versioned. Fitting happens elsewhere (scikit-learn); `from_sklearn` turns a fitted scaler + linear
+estimator into this form.
 """
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.special import expit
+
+from .errors import ModelError
+from .files import write_json_atomic
 
 SCHEMA = "alliance-nlp/linear-model"
 VERSION = "1.0"
@@ -30,17 +36,31 @@ class LinearModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def decision(self, X: np.ndarray) -> np.ndarray:
+        """Linear score per row; a missing (NaN) feature takes its training mean (contributes zero)."""
         X = np.asarray(X, dtype=float)
         if X.ndim == 1:
             X = X[None, :]
-        Z = (X - np.asarray(self.mean)) / np.asarray(self.scale)
+        mean = np.asarray(self.mean)
+        X = np.where(np.isnan(X), mean, X)
+        Z = (X - mean) / np.asarray(self.scale)
         return Z @ np.asarray(self.coef) + self.intercept
+
+    predict = decision
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probability of the positive class, one per row."""
         a, b = self.calibration
-        z = np.clip(a * self.decision(X) + b, -50, 50)
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(a * self.decision(X) + b)
+
+    @classmethod
+    def from_sklearn(cls, name: str, features: Sequence[str], scaler: Any, estimator: Any,
+                     **kw: Any) -> "LinearModel":
+        """From a fitted StandardScaler and a linear estimator (Ridge, LogisticRegression)."""
+        coef = np.ravel(estimator.coef_)
+        intercept = float(np.ravel(estimator.intercept_)[0]) if np.ndim(estimator.intercept_) else \
+            float(estimator.intercept_)
+        return cls(name=name, features=list(features), mean=scaler.mean_.tolist(), scale=scaler.scale_.tolist(),
+                   coef=coef.tolist(), intercept=intercept, **kw)
 
     def decision_sparse(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
         """Decision for sparse rows (dicts holding only non-zero features), without a dense matrix."""
@@ -54,8 +74,7 @@ class LinearModel:
 
     def predict_proba_sparse(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
         a, b = self.calibration
-        z = np.clip(a * self.decision_sparse(rows) + b, -50, 50)
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(a * self.decision_sparse(rows) + b)
 
     def vectorize(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
         return np.array([[float(r.get(f, 0.0)) for f in self.features] for r in rows], dtype=float).reshape(
@@ -82,15 +101,19 @@ class LinearModel:
                    meta=dict(d.get("meta", {})))
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        d = _rounded(self.to_dict())
-        path.write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
+        write_json_atomic(path, _rounded(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LinearModel":
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
+        """Read a model file; any problem is a ModelError naming the file."""
+        path = Path(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return cls.from_dict(json.load(fh))
+        except FileNotFoundError:
+            raise ModelError(f"{path}: model file not found") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path}: not a valid alliance-nlp linear model ({exc})") from None
 
 
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:

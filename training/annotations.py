@@ -6,7 +6,7 @@ Coders write one file per session under data/annotations/raw/<coder>/ (a line pe
 (data/annotations/alliance_markers.v<version>.jsonl) takes the adjudicated codes where they exist and
 the primary coder's elsewhere. Run everything, and refresh the figures in data/codebook.md, with
 
-    python -m alliance_nlp.data.annotations build
+    python -m training.annotations build
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ..labels import LABELS
-from .corpora import read_corpus
+from alliance_nlp.labels import LABELS
+from training.corpora import read_corpus
 
 VERSION = "1.1"
-ROOT = Path(__file__).resolve().parents[2] / "data" / "annotations"
+ROOT = Path(__file__).resolve().parents[1] / "data" / "annotations"
 RELEASE_NAME = f"alliance_markers.v{VERSION}.jsonl"
 
 Codes = dict[int, tuple[str, ...]]  # utterance id -> labels
@@ -306,7 +306,7 @@ def update_codebook(res: dict, codebook: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m alliance_nlp.data.annotations")
+    ap = argparse.ArgumentParser(prog="python -m training.annotations")
     ap.add_argument("command", choices=["build", "disagreements", "check"])
     ap.add_argument("--corpus-dir")
     ap.add_argument("--drafts", action="store_true", help="with disagreements: write adjudication drafts")

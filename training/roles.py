@@ -17,11 +17,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..session import Session, Turn, Utterance
-from . import Diarizer, merge_turns
-from .features import (BOUNDARY_FEATURES, SPEAKER_FEATURES, TEXT_FEATURES, add_line_gap, boundary_features,
+from alliance_nlp.session import Session, Turn, Utterance
+from alliance_nlp.diarize import Diarizer, merge_turns
+from alliance_nlp.diarize.features import (BOUNDARY_FEATURES, SPEAKER_FEATURES, TEXT_FEATURES, add_line_gap, boundary_features,
                        speaker_features)
-from .linear import LinearModel
+from alliance_nlp.linear import LinearModel
 
 ROLE_C = 0.5
 TURN_C = 1.0
@@ -59,7 +59,7 @@ def unlabelled_session(cs, layout: str = "turns") -> tuple[Session, list[str]]:
     """Unlabelled Session (all speakers UNKNOWN) and the gold roles: one per record (turn) for the
     "turns" and "sentences" layouts; for "chunks" (records of 2-12 sentences) one list per record of
     (char offset, role) for the sentences in it."""
-    from ..segment import sentence_spans
+    from alliance_nlp.segment import sentence_spans
     s = Session(id=f"{cs.corpus}:{cs.session}", meta={"unlabelled": True})
     gold: list[str] = []
     texts = [" ".join(u.text.split()) for u in cs.utterances]
@@ -233,7 +233,7 @@ def fit_unit_role_model(sessions: Iterable, turn_ex: dict | None = None, meta: d
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
-    from .features import unit_role_features
+    from alliance_nlp.diarize.features import unit_role_features
     rows, y, groups = [], [], []
     for cs in sessions:
         exs = turn_ex[cs_key(cs)] if turn_ex is not None else turn_examples(cs, ("sentences",))
@@ -280,7 +280,7 @@ def cs_group(cs) -> str:
 
 
 def load_dev_sessions(corpus_dir=None) -> list:
-    from ..data.corpora import read_annomi, read_esconv
+    from training.corpora import read_annomi, read_esconv
     out = list(read_annomi(corpus_dir).values()) + list(read_esconv(corpus_dir).values())
     return [cs for cs in out if len({u.speaker for u in cs.utterances}) >= 1 and cs.utterances]
 

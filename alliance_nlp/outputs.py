@@ -1,15 +1,18 @@
-"""Write what `analyze` produces: session.json, utterances.csv, summary.json."""
+"""What `analyze` writes for a session (session.json, utterances.csv, summary.json) and how the other
+commands read it back (`load_results`)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
+from .files import atomic_write, write_json_atomic
 from .labels import LABELS
-from .session import Session, write_json_atomic
+from .session import Session
 
 BASE_COLUMNS = ["source", "turn", "utterance", "speaker", "role", "role_confidence", "start", "end", "text"]
 
@@ -41,24 +44,17 @@ def write_utterances_csv(session: Session, path: str | os.PathLike) -> None:
     cols = list(BASE_COLUMNS)
     if rows and "p_goal" in rows[0]:
         cols += [c for lab in LABELS for c in (f"p_{lab}", lab)]
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
 
 
 def summarize(session: Session) -> dict[str, Any]:
     """Speakers with roles and confidence, talk share, counts, and any stage results."""
-    words = Counter()
-    utts = Counter()
+    words: Counter[str] = Counter()
+    utts: Counter[str] = Counter()
     for u in session.utterances:
         words[u.speaker] += len(u.text.split())
         utts[u.speaker] += 1
@@ -85,7 +81,8 @@ def summarize(session: Session) -> dict[str, Any]:
     }
     if any(u.probabilities for u in session.utterances):
         out["markers"] = {lab: {"count": sum(lab in u.markers for u in session.utterances)} for lab in LABELS}
-    out.update(session.results)
+    out["pipeline"] = session.provenance
+    out.update(session.results.to_dict())
     return out
 
 
@@ -103,3 +100,24 @@ def write_outputs(session: Session, outdir: str | os.PathLike) -> dict[str, Path
     write_utterances_csv(session, paths["utterances"])
     write_json_atomic(paths["summary"], summarize(session))
     return paths
+
+
+def load_results(paths: list[str]) -> dict[str, Session]:
+    """Analysed sessions from `analyze` output folders (searched recursively) or session.json files,
+    keyed by session id and by output folder name."""
+    found: dict[str, Session] = {}
+    for p in map(Path, paths):
+        files = sorted(p.rglob("session.json")) if p.is_dir() else [p]
+        if not files or not all(f.is_file() for f in files):
+            raise InputError(p, "no session.json found (run `alliance-nlp analyze` first)")
+        for f in files:
+            try:
+                s = Session.load(f)
+            except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+                raise InputError(f, f"not an analysed session: {exc}") from None
+            if not any(u.probabilities for u in s.utterances):
+                raise InputError(f, "session has no marker probabilities (analyze with the classify step)")
+            keys = {s.id} | ({f.parent.name} if f.name == "session.json" else set())
+            for k in keys:
+                found.setdefault(k, s)
+    return found

@@ -1,4 +1,5 @@
-"""Per-label decision thresholds, temperature scaling and calibration error for multi-label scores.
+"""Classifier probability calibration: per-label decision thresholds, temperature scaling and
+calibration error for multi-label scores.
 
 Shared by the classifier's training recipe and the baselines, so every model is tuned the same way:
 temperatures and thresholds are fitted on the validation split and only applied to the test split.
@@ -6,10 +7,7 @@ temperatures and thresholds are fitted on the validation split and only applied 
 from __future__ import annotations
 
 import numpy as np
-
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+from scipy.special import expit as sigmoid
 
 
 def f1_at(y: np.ndarray, p: np.ndarray, t: float) -> float:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .resources import resource_path
+from .session import SUBSCALES
 
-SCALES_DIR = Path(__file__).resolve().parent / "resources" / "scales"
-SUBSCALES = ("goal", "task", "bond")
+SCALES_DIR = resource_path("scales")
 TARGET_MIN, TARGET_MAX = 1.0, 5.0
 
 

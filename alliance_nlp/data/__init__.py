@@ -1,1 +1,0 @@
-"""Development corpora (AnnoMI, ESConv) and our standoff alliance-marker annotations."""
