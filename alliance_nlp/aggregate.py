@@ -57,7 +57,7 @@ class Aggregator:
         self.window_minutes, self.window_turns, self.seed = window_minutes, window_turns, seed
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, **kw: Any) -> "Aggregator":
+    def load(cls, path: str | os.PathLike | None = None, **kw: Any) -> Aggregator:
         """With the mapping file at `path` (default: the shipped mapping)."""
         return cls(WaiMapping.load(path), **kw)
 
@@ -85,7 +85,7 @@ class Aggregator:
         clusters = turn_index // self.block
         n_clusters = int(clusters.max()) + 1
         boot_var = dict.fromkeys(ESTIMATES, 0.0)
-        if n_clusters >= 2:
+        if n_clusters >= 2 and self.n_boot > 0:
             W = cluster_bootstrap_counts(n_clusters, self.n_boot, self.seed).astype(float)
             sums, counts = self._role_sums(P, roles, clusters, n_clusters)
             cols = []

@@ -21,7 +21,7 @@ from scipy.special import expit
 from .encoder import DEFAULT_BASE_MODEL, encode_batches, load_base
 from .errors import ModelError, PipelineError
 from .labels import LABELS
-from .model import merge_lora, load_context, pad_sequences, read_config, role_id, tokenize_utterances
+from .model import load_context, merge_lora, pad_sequences, read_config, role_id, tokenize_utterances
 from .resources import DEFAULT_MODEL_NAME, shipped_model_dir
 from .session import Session
 
@@ -53,7 +53,7 @@ class MarkerClassifier:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, base_model: str | os.PathLike | None = None,
              device: str | None = None, batch_size: int = 64, dtype: str | None = None,
-             allow_download: bool = False) -> "MarkerClassifier":
+             allow_download: bool = False) -> MarkerClassifier:
         """Load a trained classifier offline.
 
         path: model folder (default: $ALLIANCE_NLP_CLASSIFIER or the shipped alliance-markers-v1).

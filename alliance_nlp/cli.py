@@ -82,6 +82,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     mapping = _mapping_arg(args)
     if mapping and "aggregate" in steps:
         config["aggregate"] = {"path": mapping}
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size {args.batch_size}: must be at least 1")
     pipe = Pipeline.from_names(steps, config)
     report = analyze(args.files, args.output, pipe, format=args.format, reader_options=_reader_options(args.option),
                      batch_size=args.batch_size, progress=not args.quiet, on_failure=lambda f: _err(f["error"]))
@@ -184,10 +186,10 @@ def cmd_course(args: argparse.Namespace) -> int:
     else:
         clients["client"] = [(str(s.meta.get("session_number", sid)), sid) for sid, s in sessions.items()]
     agg = Aggregator.load(_mapping_arg(args)) if _mapping_arg(args) else None
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for client, items in clients.items():
         items.sort(key=lambda t: natural_key(t[0]))
-        course = []
+        course: list[dict[str, Any]] = []
         for _, sid in items:
             s = sessions.get(sid)
             if s is None:

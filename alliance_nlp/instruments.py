@@ -124,9 +124,8 @@ def read_ratings(path: str | os.PathLike, scale: Scale, id_column: str = "sessio
                     raise InputError(p, f"item response {v} outside {scale.min}-{scale.max}", line=n,
                                      field=header[item_at[k]])
             rev = set(scale.reverse or [])
-            for s, key in scale.subscales.items():
-                vals = [scale.reverse_item(items[k]) if k in rev else items[k] for k in key
-                        if items.get(k) is not None]
+            for s, key in (scale.subscales or {}).items():
+                vals = [scale.reverse_item(v) if k in rev else v for k in key if (v := items.get(k)) is not None]
                 if vals:
                     rec[s] = scale.to_target(sum(vals) / len(vals))
         if "total" not in rec and all(s in rec for s in SUBSCALES):

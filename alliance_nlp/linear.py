@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -54,7 +55,7 @@ class LinearModel:
 
     @classmethod
     def from_sklearn(cls, name: str, features: Sequence[str], scaler: Any, estimator: Any,
-                     **kw: Any) -> "LinearModel":
+                     **kw: Any) -> LinearModel:
         """From a fitted StandardScaler and a linear estimator (Ridge, LogisticRegression)."""
         coef = np.ravel(estimator.coef_)
         intercept = float(np.ravel(estimator.intercept_)[0]) if np.ndim(estimator.intercept_) else \
@@ -87,7 +88,7 @@ class LinearModel:
                 "calibration": list(self.calibration), "threshold": self.threshold, "meta": self.meta}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LinearModel":
+    def from_dict(cls, d: dict[str, Any]) -> LinearModel:
         if d.get("schema") != SCHEMA:
             raise ValueError(f"not an alliance-nlp linear model (schema={d.get('schema')!r})")
         if str(d.get("version", "")).split(".")[0] != VERSION.split(".")[0]:
@@ -104,7 +105,7 @@ class LinearModel:
         write_json_atomic(path, _rounded(self.to_dict()))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LinearModel":
+    def load(cls, path: str | os.PathLike) -> LinearModel:
         """Read a model file; any problem is a ModelError naming the file."""
         path = Path(path)
         try:

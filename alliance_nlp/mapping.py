@@ -76,7 +76,7 @@ class WaiMapping:
     # ---- fitting ------------------------------------------------------------------------------
     @classmethod
     def fit(cls, X: np.ndarray, Y: dict[str, np.ndarray], groups: Sequence[Any] | None = None,
-            alpha: float = 10.0, meta: dict[str, Any] | None = None) -> "WaiMapping":
+            alpha: float = 10.0, meta: dict[str, Any] | None = None) -> WaiMapping:
         """One ridge per subscale (NaN ratings skipped); residual SD from grouped 5-fold CV."""
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import Ridge
@@ -116,7 +116,7 @@ class WaiMapping:
         write_json_atomic(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> "WaiMapping":
+    def load(cls, path: str | os.PathLike | None = None) -> WaiMapping:
         """Read a mapping file (default: the shipped one); any problem is a ModelError naming the file."""
         p = Path(path) if path else default_mapping_path()
         try:
@@ -128,7 +128,7 @@ class WaiMapping:
             raise ModelError(f"{p}: not a valid WAI mapping file ({exc})") from None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "WaiMapping":
+    def from_dict(cls, d: dict[str, Any]) -> WaiMapping:
         feats = tuple(d.get("features", FEATURES))
         if feats != FEATURES:
             raise ValueError(f"features {list(feats)} differ from this version's {list(FEATURES)}")

@@ -21,7 +21,7 @@ def utterance_rows(session: Session) -> list[dict[str, Any]]:
     rows = []
     classified = any(u.probabilities for u in session.utterances)
     n = 0
-    for ti, turn, u in session.iter_utterances():
+    for ti, _turn, u in session.iter_utterances():
         sp = session.speakers.get(u.speaker)
         row = {
             "source": u.source, "turn": ti, "utterance": n, "speaker": u.speaker,

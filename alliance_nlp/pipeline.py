@@ -14,6 +14,8 @@ whose requirements no earlier component assigns fails at once (`PipelineError`).
 from __future__ import annotations
 
 import itertools
+import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from .errors import PipelineError
 from .labels import LABELS
 from .session import Session
 
+log = logging.getLogger("alliance_nlp.pipeline")
 Component = Callable[[Session], Session]
 ErrorHandler = Callable[[Session, Exception], None]
 
@@ -121,7 +124,7 @@ class Pipeline:
 
     @classmethod
     def from_names(cls, names: Iterable[str] = DEFAULT_STEPS, config: dict[str, dict[str, Any]] | None = None,
-                   provided: Iterable[str] = INGESTED) -> "Pipeline":
+                   provided: Iterable[str] = INGESTED) -> Pipeline:
         """Build from registered names; `config[name]` holds keyword options of that component.
         Contracts are checked before any component (and so any model) is loaded."""
         names, config, provided = list(names), config or {}, set(provided)
@@ -129,15 +132,22 @@ class Pipeline:
         unused = set(config) - set(names)
         if unused:
             raise PipelineError(f"options given for components not in the pipeline: {', '.join(sorted(unused))}")
-        return cls(((n, REGISTRY[n].factory(**config.get(n, {}))) for n in names), provided)
+        steps = []
+        for n in names:
+            t = time.perf_counter()
+            steps.append((n, REGISTRY[n].factory(**config.get(n, {}))))
+            log.info("loaded %s in %.2fs", n, time.perf_counter() - t)
+        return cls(steps, provided)
 
     @property
     def names(self) -> list[str]:
         return [n for n, _ in self.steps]
 
     def __call__(self, session: Session) -> Session:
-        for _, component in self.steps:
+        for name, component in self.steps:
+            t = time.perf_counter()
             session = component(session)
+            log.info("%s: %s in %.2fs", session.id, name, time.perf_counter() - t)
         return session
 
     def pipe(self, sessions: Iterable[Session], batch_size: int = 8,
@@ -147,10 +157,14 @@ class Pipeline:
 
         on_error(session, exc): called for a session whose component raised; that session is dropped
         and the rest of the batch goes on. Without it, the first error propagates."""
+        if batch_size < 1:
+            raise PipelineError(f"batch_size must be at least 1, not {batch_size}")
         it = iter(sessions)
         while batch := list(itertools.islice(it, batch_size)):
-            for _, component in self.steps:
+            for name, component in self.steps:
+                t = time.perf_counter()
                 batch = _run_component(component, batch, on_error)
+                log.info("%d session(s): %s in %.2fs", len(batch), name, time.perf_counter() - t)
             yield from batch
 
 

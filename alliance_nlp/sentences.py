@@ -48,7 +48,7 @@ def sentence_spans(texts: Iterable[str], nlp=None) -> list[list[tuple[int, int]]
 
 def _locate_words(text: str, words: list[Word]) -> list[int | None]:
     """Char position of each ASR word in `text` (searched left to right), None if not found."""
-    pos, out = 0, []
+    pos, out = 0, list[int | None]()
     for w in words:
         token = (w.text or "").strip()
         at = text.find(token, pos) if token else -1

@@ -139,7 +139,7 @@ class Episode:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Episode":
+    def from_dict(cls, d: dict[str, Any]) -> Episode:
         return cls(**{**d, "sources": tuple(d.get("sources", ())), "by": tuple(d.get("by", ()))})
 
 
@@ -172,7 +172,7 @@ class WindowEstimate:
                 "ruptures": self.ruptures}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "WindowEstimate":
+    def from_dict(cls, d: dict[str, Any]) -> WindowEstimate:
         w = Window(**{k: d[k] for k in Window.__dataclass_fields__})
         return cls(w, {k: Estimate(**d[k]) for k in ESTIMATES if k in d}, int(d.get("ruptures", 0)))
 
@@ -205,7 +205,7 @@ class Results:
                 "trajectory": {"by": self.trajectory_by, "windows": [w.to_dict() for w in self.trajectory]}}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Results":
+    def from_dict(cls, d: dict[str, Any]) -> Results:
         if not d:
             return cls()
         traj = d.get("trajectory") or {}
@@ -274,7 +274,7 @@ class Session:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Session":
+    def from_dict(cls, d: dict[str, Any]) -> Session:
         if d.get("schema") != SCHEMA:
             raise ValueError(f"not an alliance-nlp session (schema={d.get('schema')!r})")
         major = str(d.get("version", "")).split(".")[0]
@@ -299,6 +299,6 @@ class Session:
         write_json_atomic(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Session":
+    def load(cls, path: str | os.PathLike) -> Session:
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))

@@ -15,14 +15,13 @@ Each baseline exposes fit(train_rows, validation_rows) and predict_proba(rows) -
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
 from scipy.special import expit as sigmoid
 
-from training.thresholds import fit_temperature, tune_thresholds
 from alliance_nlp.labels import LABELS
+from training.thresholds import fit_temperature, tune_thresholds
 
 # Our own construct statements (invented; none is WAI item text). Several per label: an observer's
 # description of the construct and first-person lines a speaker showing it might say.
@@ -100,7 +99,7 @@ class TfidfLogReg:
         dense = sparse.csr_matrix(np.c_[th, 1 - th, prev_th, first])
         return sparse.hstack([utt, sparse.diags(th) @ utt, sparse.diags(1 - th) @ utt, prev, earlier, dense]).tocsr()
 
-    def fit(self, train: Sequence[dict], val: Sequence[dict]) -> "TfidfLogReg":
+    def fit(self, train: Sequence[dict], val: Sequence[dict]) -> TfidfLogReg:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import average_precision_score
@@ -160,7 +159,7 @@ class ZeroShotSimilarity:
         E = np.stack([self._cache[r["text"]] for r in rows]) if rows else np.zeros((0, 1))
         return np.column_stack([(E @ A.T).max(1) for A in self.anchors])
 
-    def fit(self, train: Sequence[dict], val: Sequence[dict]) -> "ZeroShotSimilarity":
+    def fit(self, train: Sequence[dict], val: Sequence[dict]) -> ZeroShotSimilarity:
         from sklearn.linear_model import LogisticRegression
 
         S, Y = self.scores(val), _labels(val)

@@ -1,6 +1,6 @@
 """Speed and memory of the alliance-marker classifier on CPU (a script, not a timed test).
 
-    .venv/bin/python evaluation/bench_classifier.py [--model DIR] [--threads 2] [--utterances 1200]
+    .venv/bin/python -m evaluation.bench_classifier [--model DIR] [--threads 2] [--utterances 1200]
 
 Measures, each in a fresh worker process so peak RSS belongs to that measurement alone:
 - cold start: import + MarkerClassifier.load() (hash check of the base weights, LoRA merge), and the
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
                               "agreement": run_worker(args, "dtype_agreement", 64, "bfloat16")}
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["bench_seconds"] = round(time.time() - t0, 1)
-    from alliance_nlp.session import write_json_atomic
+    from alliance_nlp.files import write_json_atomic
     write_json_atomic(args.out, result)
     tp = {bs: round(v["utterances_per_s"], 1) for bs, v in result["throughput"].items()}
     bulk = {bs: round(v["bulk_utterances_per_s"], 1) for bs, v in result["throughput"].items()}

@@ -1,6 +1,10 @@
-"""Evaluate the alliance-marker classifier on the held-out, session-grouped TEST split.
+"""Evaluate the alliance-marker classifier on the held-out, session-grouped TEST split, through the product.
 
-    .venv/bin/python evaluation/eval_classifier.py [--model models/alliance-markers-v1] [--bootstrap 1000]
+    python -m evaluation.eval_classifier [--model models/alliance-markers-v1] [--bootstrap 1000]
+
+Each test session is analysed whole by the same pipeline `analyze` runs (diarize, segment, classify;
+evaluation/product.py), with the corpus's role labels; a coded record's prediction is that of its
+unit, or the maximum over its pieces where segment cut it; markers use the model's own thresholds.
 
 Per label: precision, recall, F1 (at the thresholds chosen on validation), AUPRC, expected calibration
 error (10 equal-width bins), Cohen's kappa of the thresholded markers against the release labels
@@ -25,11 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
 
-from training.thresholds import expected_calibration_error  # noqa: E402
-from training.annotations import ROOT as ANN_ROOT  # noqa: E402
-from training.dataset import build_rows, load_annotations  # noqa: E402
+from alliance_nlp.files import write_json_atomic  # noqa: E402
 from alliance_nlp.labels import LABELS  # noqa: E402
-from alliance_nlp.session import write_json_atomic  # noqa: E402
+from alliance_nlp.stats import cluster_bootstrap_counts, resampled_rows  # noqa: E402
+from training.annotations import ROOT as ANN_ROOT  # noqa: E402
+from training.annotations import cohen_kappa  # noqa: E402
+from training.dataset import build_rows, load_annotations  # noqa: E402
+from training.thresholds import expected_calibration_error  # noqa: E402
 
 MODEL_NAMES = {"classifier": "fine-tuned classifier (ours)", "tfidf_logreg": "TF-IDF + logistic regression",
                "zero_shot_similarity": "zero-shot construct similarity (base MiniLM)"}
@@ -37,13 +43,8 @@ MODEL_NAMES = {"classifier": "fine-tuned classifier (ours)", "tfidf_logreg": "TF
 
 # ---- metrics ----------------------------------------------------------------------------------
 def kappa(a: np.ndarray, b: np.ndarray) -> float:
-    n = len(a)
-    if n == 0:
-        return float("nan")
-    po = float(np.mean(a == b))
-    pa, pb = a.mean(), b.mean()
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return float("nan") if pe == 1 else float((po - pe) / (1 - pe))
+    k = cohen_kappa(np.asarray(a).tolist(), np.asarray(b).tolist())
+    return float("nan") if k is None else k
 
 
 def auprc(y: np.ndarray, s: np.ndarray) -> float:
@@ -81,14 +82,13 @@ PER_LABEL = ("precision", "recall", "f1", "auprc", "ece", "kappa")
 def bootstrap(Y, preds: dict, thr: dict, sessions: np.ndarray, B: int, seed: int) -> dict:
     """Cluster bootstrap: resample sessions; percentile 95% intervals for every metric and for the
     paired macro-F1 difference classifier - baseline."""
-    rng = np.random.default_rng(seed)
     uniq = np.unique(sessions)
-    members = {s: np.flatnonzero(sessions == s) for s in uniq}
+    members = [np.flatnonzero(sessions == s) for s in uniq]
     draws: dict = {m: {k: [] for k in SCALARS} | {f"{l}.{k}": [] for l in LABELS for k in PER_LABEL}
                    for m in preds}
     diffs = {m: [] for m in preds if m != "classifier"} if "classifier" in preds else {}
-    for _ in range(B):
-        idx = np.concatenate([members[s] for s in rng.choice(uniq, size=len(uniq), replace=True)])
+    for counts in cluster_bootstrap_counts(len(uniq), B, seed):
+        idx = resampled_rows(counts, members)
         res = {m: all_metrics(Y[idx], P[idx], thr[m]) for m, P in preds.items()}
         for m, r in res.items():
             for k in SCALARS:
@@ -126,10 +126,13 @@ def main(argv=None) -> int:
 
     import torch
 
-    from training.classifier import data_version, sessions_from_rows
-    from alliance_nlp.classify import MarkerClassifier, default_model_path, read_config
-    from training.dataset import model_release
+    from alliance_nlp.classify import default_model_path
+    from alliance_nlp.model import read_config
     from evaluation.baselines import TfidfLogReg, ZeroShotSimilarity
+    from evaluation.product import cached_sessions, record_probabilities
+    from training.classifier import data_version
+    from training.corpora import read_corpus
+    from training.dataset import model_release
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -141,16 +144,22 @@ def main(argv=None) -> int:
     Y = np.array([r["labels"] for r in test], dtype=int)
     sess_ids = np.array([f"{r['corpus']}/{r['session']}" for r in test])
 
-    clf = MarkerClassifier.load(args.model, device="cpu")
-    trained_on = clf.config.get("training", {}).get("data", {})
+    model_path = Path(args.model) if args.model else default_model_path()
+    config = read_config(model_path)
+    trained_on = config.get("training", {}).get("data", {})
     now = data_version(ann)
     if trained_on.get("sha256") and trained_on.get("sha256") != now.get("sha256"):
         print(f"warning: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
               f"{now['sha256'][:12]}; splits are drawn per release, so some test sessions of this release "
               "may have been trained on: figures from this run are not held-out", file=sys.stderr)
-    test_sessions = sessions_from_rows(test)
-    preds = {"classifier": np.concatenate(clf.predict_proba_inputs([(s.texts, s.roles) for s in test_sessions]))}
-    thr = {"classifier": clf.thresholds}
+    analysed = {}
+    for corpus in sorted({r["corpus"] for r in test}):
+        whole = read_corpus(corpus, args.corpus_dir)
+        wanted = {r["session"] for r in test if r["corpus"] == corpus}
+        for sid, s in cached_sessions({k: whole[k] for k in sorted(wanted)}, f"{corpus}-test", args.model).items():
+            analysed[(corpus, sid)] = record_probabilities(s)
+    preds = {"classifier": np.array([analysed[(r["corpus"], r["session"])][r["utterance"]] for r in test])}
+    thr = {"classifier": np.asarray(config["calibration"]["threshold"], dtype=float)}
     timings = {"classifier_predict_s": round(time.time() - t0, 1)}
 
     for B in (TfidfLogReg(), ZeroShotSimilarity()):
@@ -186,11 +195,13 @@ def main(argv=None) -> int:
 
     result = {
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": str(clf.path), "model_config": {k: clf.config.get(k) for k in ("name", "base_model", "context", "lora")},
+        "model": str(model_path), "model_config": {k: config.get(k) for k in ("name", "base_model", "context", "lora")},
         "data": {**now, "trained_on": trained_on,
                  "test": {"utterances": len(test), "sessions": int(len(np.unique(sess_ids))),
                           "positives": dict(zip(LABELS, map(int, Y.sum(0))))}},
         "protocol": {"split": "session-grouped held-out test (AnnoMI by video, ESConv by conversation)",
+                     "path": "whole sessions through Pipeline(diarize, segment, classify); records cut by "
+                             "segment take the max over their pieces; the model's thresholds",
                      "thresholds": "per label, max F1 on validation", "bootstrap": args.bootstrap,
                      "interval": "95% percentile, cluster bootstrap over test sessions",
                      "ece": "10 equal-width bins per label", "seed": args.seed},
@@ -265,8 +276,8 @@ def _ci(c):
 
 def render_md(r: dict) -> str:
     d = r["data"]
-    L = [f"# Alliance-marker classifier: held-out test evaluation", "",
-         f"Generated {r['generated']} by `evaluation/eval_classifier.py`. Model `{r['model_config']['name']}` "
+    L = ["# Alliance-marker classifier: held-out test evaluation", "",
+         f"Generated {r['generated']} by `python -m evaluation.eval_classifier`. Model `{r['model_config']['name']}` "
          f"(base {r['model_config']['base_model']['name']}).",
          f"Data: {d.get('release')} (sha256 {str(d.get('sha256'))[:12]}, {d.get('utterances')} utterances); "
          f"test split: {d['test']['utterances']} utterances in {d['test']['sessions']} sessions, never used for "

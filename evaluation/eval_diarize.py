@@ -10,7 +10,7 @@ Measures
   (SPEAKER_A/B vs gold, best of the two label permutations per session, weighted by sentence units),
   and end-to-end role accuracy per unit (speaker split + role attribution, no permutation).
 
-    .venv/bin/python evaluation/eval_diarize.py [--corpus-dir DIR] [--folds 5]
+    python -m evaluation.eval_diarize [--corpus-dir DIR] [--folds 5]
 Writes evaluation/results/diarize.json and diarize.md.
 """
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,13 +28,23 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from alliance_nlp.diarize import Diarizer  # noqa: E402
+from alliance_nlp.files import write_json_atomic  # noqa: E402
+from alliance_nlp.pipeline import Pipeline  # noqa: E402
 from training.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
-from alliance_nlp.diarize import SPEAKER_IDS, Diarizer, merge_turns  # noqa: E402
-from training.roles import (cs_group, cs_key, fit_role_model, fit_turn_model,  # noqa: E402
-                                           fit_unit_role_model, unit_data,
-                                           labelled_session, load_dev_sessions, role_examples,
-                                           turn_examples, unlabelled_session)
-from alliance_nlp.session import Session, Turn, Utterance, write_json_atomic  # noqa: E402
+from training.roles import (  # noqa: E402
+    cs_group,
+    cs_key,
+    fit_role_model,
+    fit_turn_model,
+    fit_unit_role_model,
+    labelled_session,
+    load_dev_sessions,
+    role_examples,
+    turn_examples,
+    unit_data,
+    unlabelled_session,
+)
 
 LAYOUTS = ("turns", "sentences", "chunks")
 BAR = 0.97
@@ -43,7 +52,7 @@ BAR = 0.97
 
 def eval_roles(d: Diarizer, cs) -> dict:
     s, gold = labelled_session(cs)
-    d(s)
+    s = Pipeline([("diarize", d)])(s)    # the component as analyze runs it (fold models inside)
     pred = {sid: sp.role for sid, sp in s.speakers.items()}
     conf = min(sp.role_confidence for sp in s.speakers.values())
     return {"correct": all(pred.get(sid) == r for sid, r in gold.items()), "confidence": conf}
@@ -61,12 +70,19 @@ def eval_unlabelled(d: Diarizer, cs, layout: str) -> dict:
     gold_bin = [int(r == roles[0]) for r in roles]  # 1 = same speaker as the first unit
     same = sum(int(l == 0) == g for l, g in zip(lab, gold_bin))
     best = max(same, len(lab) - same)
-    # end to end: units as turns under SPEAKER_A/B, merged, roles attributed
-    u = Session(id=s.id, turns=[Turn(SPEAKER_IDS[l], [Utterance(t, SPEAKER_IDS[l])], t) for l, t in zip(lab, texts)])
-    u.ensure_speakers()
-    merge_turns(u)
-    d.attribute_roles(u)
-    role_ok = sum(u.role_of(SPEAKER_IDS[l]) == r for l, r in zip(lab, roles))
+    # end to end: the unlabelled session through the pipeline's diarize component, each sentence unit
+    # scored by the role of the output utterance that holds it
+    out = Pipeline([("diarize", d)])(s)
+    unit_roles, k = [], 0
+    for utt in out.utterances:
+        pos = 0
+        while k < len(texts):
+            at = utt.text.find(texts[k], pos)
+            if at < 0:
+                break
+            unit_roles.append(out.role_of(utt.speaker))
+            pos, k = at + len(texts[k]), k + 1
+    role_ok = sum(a == r for a, r in zip(unit_roles, roles))
     return {"tp": tp, "fp": fp, "fn": fn, "units": len(lab), "speaker_correct": best, "role_correct": role_ok}
 
 
@@ -83,11 +99,14 @@ def main(argv=None) -> int:
     ap.add_argument("--decoder", choices=("viterbi", "alternation"), default="viterbi")
     ap.add_argument("--emission-weight", type=float, default=1.0)
     ap.add_argument("--out", default=str(ROOT / "evaluation" / "results"))
+    ap.add_argument("--limit", type=int, help="smoke test: an evenly spaced sample of N sessions")
     args = ap.parse_args(argv)
     from sklearn.model_selection import GroupKFold
 
     t0 = time.time()
     sessions = load_dev_sessions(resolve_corpus_dir(args.corpus_dir))
+    if args.limit:
+        sessions = sessions[:: max(1, len(sessions) // args.limit)][: args.limit]
     role_ex = {cs_key(cs): role_examples(cs) for cs in sessions}
     turn_ex = {cs_key(cs): turn_examples(cs) for cs in sessions}
     print(f"features for {len(sessions)} sessions ({time.time() - t0:.0f}s)", flush=True)

@@ -1,19 +1,21 @@
-"""Default calibration of the session estimates, and its validation on the development corpora.
+"""The default WAI mapping, and its validation on the development corpora, through the product.
 
-    python evaluation/validate_aggregate.py [--write-default] [--corpus-dir DIR]
+    python -m evaluation.validate_aggregate [--write-default] [--corpus-dir DIR] [--limit N]
 
-1. Tags every development session of ESConv and AnnoMI with the shipped classifier (cached).
-2. ESConv: client ratings as the public stand-in for WAI ratings — seeker empathy for Bond, seeker
+1. Analyses every development session of ESConv and AnnoMI with the pipeline `analyze` runs
+   (diarize, segment, classify; evaluation/product.py; cached per model version), and takes each
+   session's features from `alliance_nlp.aggregate.session_features`: the same units, the model's own
+   thresholds for rupture episodes, the same code as the aggregate stage.
+2. ESConv: client ratings as the public stand-in for WAI ratings: seeker empathy for Bond, seeker
    relevance for Goal and Task (1-5, the WAI-SR metric). Sessions in our annotation release are
-   left out (the classifier trained on some of them). Grouped 5-fold cross-validation of the ridge
-   mapping: Spearman rho, Pearson r, MAE per subscale, with bootstrap intervals. Reported next to
-   the published anchor rho = .15 (Goldberg et al., 2020).
-3. AnnoMI: session MI quality (high/low). AUC of the default Total estimate (no AnnoMI data used in
-   fitting) and of a logistic regression on session features cross-validated grouped by video; on
-   all development transcripts (most low-quality ones are in the classifier's training data, so
-   this is optimistic) and on those in the classifier's held-out test split.
-4. --write-default fits the mapping on all eligible ESConv sessions and writes it to
-   alliance_nlp/resources/calibration_default.json.
+   left out (the classifier trained on some of them). Grouped 5-fold cross-validation of the mapping
+   (`alliance_nlp.mapping.WaiMapping.fit`): Spearman rho, Pearson r, MAE per subscale, with bootstrap
+   intervals. Reported next to the published anchor rho = .15 (Goldberg et al., 2020).
+3. AnnoMI: session MI quality (high/low). AUC of the Total estimate that the aggregate stage gives with
+   the fitted mapping (no AnnoMI data used in fitting) and of a logistic regression on session
+   features cross-validated grouped by video.
+4. --write-default writes the mapping fitted on all eligible ESConv sessions to
+   alliance_nlp/resources/wai_mapping.json.
 Writes evaluation/results/aggregate.json and aggregate.md.
 """
 from __future__ import annotations
@@ -25,62 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
+from alliance_nlp.aggregate import Aggregator, session_features
+from alliance_nlp.mapping import FEATURES, WaiMapping, default_mapping_path
+from evaluation.product import cached_sessions
+from training.corpora import read_annomi, read_esconv
+
 ROOT = Path(__file__).resolve().parents[1]
-
-from alliance_nlp.aggregate import DEFAULT_CALIBRATION, FEATURES, AllianceAggregator, session_features  # noqa: E402
-from training.corpora import read_annomi, read_esconv, to_session  # noqa: E402
-from alliance_nlp.labels import LABELS  # noqa: E402
-
 RESULTS = ROOT / "evaluation" / "results"
-CACHE = ROOT / "evaluation" / "cache"
 ANCHOR_RHO = 0.15
 MIN_CLASS_FOR_AUC = 3  # fewer transcripts than this in either quality class: no AUC is reported
 
 
-def tag_all(sessions: dict, cache_name: str, model: str | None) -> dict[str, np.ndarray]:
-    """Marker probabilities per session, cached by model fingerprint."""
-    from alliance_nlp.classify import MarkerClassifier
-    from tqdm import tqdm
-
-    clf = MarkerClassifier.load(path=model)
-    fp = getattr(clf, "fingerprint", None) or _fingerprint(model)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{cache_name}-{fp}.npz"
-    if path.is_file():
-        d = np.load(path, allow_pickle=False)
-        if set(d.files) >= set(sessions):
-            return {k: d[k] for k in sessions}
-    out = {}
-    keys = list(sessions)
-    step = 64  # sessions per call: their utterances share length-sorted batches
-    for i in tqdm(range(0, len(keys), step), desc=f"tagging {cache_name} ({len(keys)} sessions)",
-                  unit="x64", file=sys.stderr):
-        chunk = keys[i:i + step]
-        for k, P in zip(chunk, clf.predict_proba([to_session(sessions[k]) for k in chunk])):
-            out[k] = np.asarray(P)
-    np.savez_compressed(path, **out)
-    return out
-
-
-def _fingerprint(model: str | None) -> str:
-    """Short hash of the classifier's files, so cached probabilities follow the model."""
-    import hashlib
-    from alliance_nlp.classify import REPO_MODEL_DIR
-    root = Path(model) if model else REPO_MODEL_DIR
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*")):
-        if f.is_file() and f.suffix in (".json", ".safetensors"):
-            h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def features(cs, P: np.ndarray, agg_thresholds: dict | None = None) -> np.ndarray:
-    s = to_session(cs)
-    for u, p in zip(s.utterances, P):
-        u.probabilities = dict(zip(LABELS, p.tolist()))
-        u.markers = [l for l, v in u.probabilities.items() if v >= (agg_thresholds or {}).get(l, 0.5)]
-    f = session_features(s)
-    return np.array([f[k] for k in FEATURES])
+def feature_matrix(sessions: dict, ids: list[str]) -> np.ndarray:
+    return np.array([[session_features(sessions[k])[f] for f in FEATURES] for k in ids])
 
 
 def rating(meta: dict, key: str) -> float:
@@ -91,16 +50,18 @@ def rating(meta: dict, key: str) -> float:
 
 
 def boot_ci(fn, *arrays, n=1000, seed=0):
-    rng = np.random.default_rng(seed)
-    n_obs = len(arrays[0])
-    vals = []
-    for _ in range(n):
-        i = rng.integers(0, n_obs, n_obs)
-        with np.errstate(all="ignore"):
-            v = fn(*(a[i] for a in arrays))
-        if np.isfinite(v):
-            vals.append(v)
-    return [round(float(np.quantile(vals, 0.025)), 3), round(float(np.quantile(vals, 0.975)), 3)]
+    """Percentile 95% interval over sessions resampled in pairs (scipy.stats.bootstrap)."""
+    import warnings
+
+    from scipy.stats import bootstrap
+
+    from alliance_nlp.stats import percentile_interval
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = bootstrap(arrays, fn, paired=True, vectorized=False, n_resamples=n, method="percentile", rng=seed)
+    lo, hi = percentile_interval(res.bootstrap_distribution)
+    return [round(lo, 3), round(hi, 3)]
 
 
 def main(argv=None) -> int:
@@ -121,7 +82,8 @@ def main(argv=None) -> int:
 
     annotated, test_split = set(), set()
     try:
-        from alliance_nlp.classify import default_model_path, read_config
+        from alliance_nlp.classify import default_model_path
+        from alliance_nlp.model import read_config
         from training.dataset import build_rows, load_annotations, model_release
         release = model_release(read_config(args.model or default_model_path()))
         for r in build_rows(load_annotations(release), args.corpus_dir):
@@ -137,9 +99,9 @@ def main(argv=None) -> int:
     es = {k: v for k, v in read_esconv(args.corpus_dir).items() if ("esconv", k) not in annotated}
     if args.limit:
         es = dict(list(es.items())[:args.limit])
-    P = tag_all(es, "esconv", args.model)
+    analysed = cached_sessions(es, "esconv-dev", args.model)
     ids = sorted(es)
-    X = np.array([features(es[k], P[k]) for k in ids])
+    X = feature_matrix(analysed, ids)
     Y = {"bond": np.array([rating(es[k].meta, "empathy") for k in ids]),
          "goal": np.array([rating(es[k].meta, "relevance") for k in ids]),
          "task": np.array([rating(es[k].meta, "relevance") for k in ids])}
@@ -149,9 +111,9 @@ def main(argv=None) -> int:
     groups = np.arange(len(ids))
     cv_pred = {k: np.zeros(len(ids)) for k in Y}
     for tr, te in GroupKFold(n_splits=5).split(X, groups=groups):
-        agg = AllianceAggregator.fit(X[tr], {k: v[tr] for k, v in Y.items()}, alpha=args.alpha)
+        fold = WaiMapping.fit(X[tr], {k: v[tr] for k, v in Y.items()}, alpha=args.alpha).predict(X[te])
         for k in Y:
-            cv_pred[k][te] = np.clip(agg.models[k].predict(X[te]), 1, 5)
+            cv_pred[k][te] = fold[k]
     es_rep = {"sessions": len(ids), "excluded_annotated": len([k for k in annotated if k[0] == "esconv"]),
               "targets": {"bond": "seeker empathy", "goal": "seeker relevance", "task": "seeker relevance"},
               "subscales": {}}
@@ -165,7 +127,7 @@ def main(argv=None) -> int:
             "mae_baseline_mean": round(float(np.mean(np.abs(y - y.mean()))), 3),
         }
     report["esconv"] = es_rep
-    final = AllianceAggregator.fit(X, Y, alpha=args.alpha, meta={
+    final = WaiMapping.fit(X, Y, groups=groups, alpha=args.alpha, meta={
         "name": "default (ESConv development ratings)", "instrument": "ESConv seeker survey (1-5) as WAI-SR stand-in",
         "sessions": len(ids)})
 
@@ -173,13 +135,13 @@ def main(argv=None) -> int:
     am = read_annomi(args.corpus_dir)
     if args.limit:
         am = dict(list(am.items())[:args.limit])
-    Pa = tag_all(am, "annomi", args.model)
+    am_analysed = cached_sessions(am, "annomi-dev", args.model)
     aids = sorted(am, key=int)
-    Xa = np.array([features(am[k], Pa[k]) for k in aids])
+    Xa = feature_matrix(am_analysed, aids)
     ya = np.array([am[k].meta["mi_quality"] == "high" for k in aids], int)
     ga = np.array([am[k].group for k in aids])
-    total = np.array([np.mean([np.clip(final.models[s].predict(x[None])[0], 1, 5) for s in ("goal", "task", "bond")])
-                      for x in Xa])
+    aggregate = Aggregator(final, n_boot=0)   # the aggregate stage, with the mapping just fitted
+    total = np.array([aggregate(am_analysed[k]).results.estimates["total"].estimate for k in aids])
     lr = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000))
     cvp = cross_val_predict(lr, np.nan_to_num(Xa, nan=0.0), ya, groups=ga, cv=GroupKFold(n_splits=5),
                             method="predict_proba")[:, 1]
@@ -194,12 +156,15 @@ def main(argv=None) -> int:
         am_rep["classifier_unseen"]["auc_total_estimate"] = round(float(roc_auc_score(ya[held], total[held])), 3)
     report["annomi"] = am_rep
     RESULTS.mkdir(parents=True, exist_ok=True)
+    report["protocol"] = {"path": "whole sessions through Pipeline(diarize, segment, classify); features from "
+                                  "alliance_nlp.aggregate.session_features; AnnoMI totals from the aggregate stage",
+                          "alpha": args.alpha}
     (RESULTS / "aggregate.json").write_text(json.dumps(report, indent=1) + "\n")
     (RESULTS / "aggregate.md").write_text(render(report) + "\n")
     print(render(report))
     if args.write_default:
-        final.save(DEFAULT_CALIBRATION)
-        print(f"wrote {DEFAULT_CALIBRATION}", file=sys.stderr)
+        final.save(default_mapping_path())
+        print(f"wrote {default_mapping_path()}", file=sys.stderr)
     return 0
 
 

@@ -17,6 +17,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
       || { echo "torch 2.13.0 CPU wheel not found; installing the default torch build" >&2;
            "$VENV/bin/python" -m pip install -q torch; }
   fi
-  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  "$VENV/bin/python" -m pip install -q -e ".[train,test,dev]"
   echo "$want" > "$stamp"
 fi

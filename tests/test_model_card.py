@@ -1,11 +1,10 @@
 """The model card's metrics block is written from the evaluation results, and stays true to them."""
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from evaluation import eval_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "evaluation" / "results" / "classifier.json"
 CARD = ROOT / "models" / "alliance-markers-v1" / "README.md"

@@ -69,14 +69,18 @@ def complete(codes: Codes, n_utterances: int) -> bool:
 
 
 # ---- agreement --------------------------------------------------------------------------------
-def cohen_kappa(a: list[int], b: list[int]) -> float | None:
-    n = len(a)
-    if n == 0:
+def cohen_kappa(a, b) -> float | None:
+    """scikit-learn's Cohen's kappa; None where it is undefined (no items, or chance agreement 1)."""
+    import warnings
+
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(a) == 0 or len(set(a) | set(b)) < 2:
         return None
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return None if pe == 1 else (po - pe) / (1 - pe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        k = float(cohen_kappa_score(list(a), list(b)))
+    return None if k != k else k
 
 
 def agreement(pairs: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> dict:
@@ -300,8 +304,8 @@ def _f(x) -> str:
 def update_codebook(res: dict, codebook: Path) -> None:
     text = codebook.read_text(encoding="utf-8")
     for tag, body in (("reliability", render_reliability(res)), ("stats", render_stats(res))):
-        text = re.sub(rf"<!-- {tag}:begin -->.*?<!-- {tag}:end -->",
-                      lambda _m: f"<!-- {tag}:begin -->\n{body}\n<!-- {tag}:end -->", text, flags=re.S)
+        block = f"<!-- {tag}:begin -->\n{body}\n<!-- {tag}:end -->"
+        text = re.sub(rf"<!-- {tag}:begin -->.*?<!-- {tag}:end -->", lambda _m, b=block: b, text, flags=re.S)
     codebook.write_text(text, encoding="utf-8")
 
 

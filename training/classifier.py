@@ -17,20 +17,27 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-
 from scipy.special import expit as sigmoid
 
 from alliance_nlp.classify import MarkerClassifier
 from alliance_nlp.encoder import encode_batches, load_base
 from alliance_nlp.labels import LABELS
-from alliance_nlp.model import (ARTIFACT_FORMAT, ARTIFACT_VERSION, NEUTRAL_ROLE, ContextLayer, pad_sequences, role_id,
-                                tokenize_utterances)
+from alliance_nlp.model import (
+    ARTIFACT_FORMAT,
+    ARTIFACT_VERSION,
+    NEUTRAL_ROLE,
+    ContextLayer,
+    pad_sequences,
+    role_id,
+    tokenize_utterances,
+)
 from training.thresholds import best_threshold, expected_calibration_error, f1_at, fit_temperature, tune_thresholds
 
 
@@ -63,7 +70,7 @@ class TrainConfig:
     device: str | None = None              # None: cuda when available, else cpu
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:

@@ -12,16 +12,23 @@ consecutive units.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from alliance_nlp.session import Session, Turn, Utterance
 from alliance_nlp.diarize import Diarizer, merge_turns
-from alliance_nlp.diarize.features import (BOUNDARY_FEATURES, SPEAKER_FEATURES, TEXT_FEATURES, add_line_gap, boundary_features,
-                       speaker_features)
+from alliance_nlp.diarize.features import (
+    BOUNDARY_FEATURES,
+    SPEAKER_FEATURES,
+    TEXT_FEATURES,
+    add_line_gap,
+    boundary_features,
+    speaker_features,
+)
+from alliance_nlp.ingest._common import parse_time
 from alliance_nlp.linear import LinearModel
+from alliance_nlp.session import Session, Turn, Utterance
 
 ROLE_C = 0.5
 TURN_C = 1.0
@@ -29,16 +36,11 @@ PREFIXES = (12, 40)  # augmentation: the first N turns of each long session as e
 
 
 def _hms(ts: str | None) -> float | None:
-    if not ts:
-        return None
+    """A corpus timestamp in seconds (the readers' parser); None where it is missing or malformed."""
     try:
-        parts = [float(x) for x in ts.split(":")]
+        return parse_time(ts)
     except ValueError:
         return None
-    v = 0.0
-    for x in parts:
-        v = v * 60 + x
-    return v
 
 
 def labelled_session(cs) -> tuple[Session, dict[str, str]]:
@@ -60,7 +62,7 @@ def unlabelled_session(cs, layout: str = "turns") -> tuple[Session, list[str]]:
     "turns" and "sentences" layouts; for "chunks" (records of 2-12 sentences) one list per record of
     (char offset, role) for the sentences in it."""
     from alliance_nlp.segment import sentence_spans
-    s = Session(id=f"{cs.corpus}:{cs.session}", meta={"unlabelled": True})
+    s = Session(id=f"{cs.corpus}:{cs.session}", unlabelled=True)
     gold: list[str] = []
     texts = [" ".join(u.text.split()) for u in cs.utterances]
     if layout in ("sentences", "chunks"):

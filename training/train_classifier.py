@@ -1,6 +1,6 @@
 """Train the alliance-marker classifier and write the model folder.
 
-    python training/train_classifier.py --config training/configs/default.yaml \
+    python -m training.train_classifier --config training/configs/default.yaml \
         --output models/alliance-markers-v1
 
 Reads the annotation release (data/annotations/alliance_markers.v1.0.jsonl, built with
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-
-from training.classifier import data_version, load_config, train  # noqa: E402
 from training.annotations import RELEASE_NAME, ROOT  # noqa: E402
+from training.classifier import data_version, load_config, train  # noqa: E402
 from training.dataset import build_rows, load_annotations  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Train the diarization models (speaker roles; speaker changes in unlabelled text) from the
 development corpora and write them to alliance_nlp/resources/ as JSON.
 
-    .venv/bin/python training/train_roles.py [--corpus-dir ../shared/data] [--out alliance_nlp/resources]
+    .venv/bin/python -m training.train_roles [--corpus-dir ../shared/data] [--out alliance_nlp/resources]
 
 Deterministic (lbfgs logistic regression, fixed data order); about a minute on 2 CPU cores.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +19,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from training.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
-from training.roles import (fit_role_model, fit_turn_model, fit_unit_role_model,  # noqa: E402
-                                           load_dev_sessions, turn_examples)  # noqa: E402
+from training.roles import (  # noqa: E402
+    fit_role_model,
+    fit_turn_model,
+    fit_unit_role_model,
+    load_dev_sessions,  # noqa: E402
+    turn_examples,
+)
 
 VERSION = "1.0"
 

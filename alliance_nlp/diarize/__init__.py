@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -108,8 +109,9 @@ class Diarizer:
         self.role_model = _load(role_model, DEFAULT_ROLE_MODEL)
         self._turn_model_arg = turn_model
         self._turn_model: LinearModel | None = None
+        self._stage1: LinearModel | None = None   # first-stage model nested in the turn model
         self._unit_model_arg = unit_model
-        self._unit_model: LinearModel | None | bool = None
+        self._unit_model: LinearModel | None | Literal[False] = None
         self.emission_weight = emission_weight
         self.threshold = threshold
         self.second_client_min = second_client_min
@@ -125,10 +127,8 @@ class Diarizer:
     def unit_model(self) -> LinearModel | None:
         """Sentence-level P(therapist) model; None (plain alternation) when switched off with False."""
         if self._unit_model is None:
-            if self._unit_model_arg is False:
-                self._unit_model = False
-            else:
-                self._unit_model = _load(self._unit_model_arg, DEFAULT_UNIT_MODEL)
+            arg = self._unit_model_arg
+            self._unit_model = False if arg is False else _load(None if arg is True else arg, DEFAULT_UNIT_MODEL)
         return self._unit_model or None
 
     def decode(self, texts: list[str], records: list[int]) -> tuple[list[int], np.ndarray]:
@@ -177,10 +177,10 @@ class Diarizer:
         m = self.turn_model
         rows = boundary_features(texts, records)
         if "stage1" in m.meta:
-            if getattr(m, "_stage1", None) is None:
-                m._stage1 = LinearModel.from_dict(m.meta["stage1"])
-            s1 = m._stage1
-            add_line_gap(rows, s1.predict_proba(s1.vectorize(rows)))
+            if self._stage1 is None:
+                self._stage1 = LinearModel.from_dict(m.meta["stage1"])
+            s1 = self._stage1
+            add_line_gap(rows, s1.predict_proba(s1.vectorize(rows)).tolist())
         return m.predict_proba(m.vectorize(rows))
 
     @staticmethod
@@ -342,7 +342,7 @@ class Diarizer:
             sp = session.speakers[sid]
             if meth == "model":  # a model is never certain: keep 1.0 for roles stated by file or user
                 conf = min(float(conf), MAX_MODEL_CONFIDENCE)
-            sp.role, sp.role_confidence, sp.role_method = role, round(float(conf), 4), meth
+            sp.role, sp.role_confidence, sp.role_method = role, round(float(conf), 4), meth  # type: ignore[assignment]
         if probs:
             session.provenance.setdefault("diarize", {})["p_therapist"] = {s: round(p, 4) for s, p in probs.items()}
         return session

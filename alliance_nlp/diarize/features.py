@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 TOKEN = re.compile(r"[a-z]+(?:['\u2019][a-z]+)*(?:-[a-z]+)*")
 
@@ -58,7 +58,7 @@ def tokens(text: str) -> list[str]:
 
 def _speaker_stats(texts: Sequence[str]) -> dict[str, float]:
     n = max(len(texts), 1)
-    c = Counter()
+    c: Counter[str] = Counter()
     words = 0
     for t in texts:
         low = t.lower().replace("\u2019", "'")

@@ -68,6 +68,7 @@ def _seeker_words(session) -> float:
 
 def _sustain_share(session) -> float:
     import csv
+
     from training.corpora import resolve_corpus_dir
     global _SUSTAIN
     if "_SUSTAIN" not in globals():
@@ -109,8 +110,8 @@ def _require_ranking_model() -> str:
 def _model_ranked(sessions: list, model: str) -> list:
     """Sessions by the v1.0 classifier's expected (withdrawal + 0.3 x repair) positives per utterance."""
     from alliance_nlp.classify import MarkerClassifier
-    from training.corpora import to_session
     from alliance_nlp.labels import LABELS
+    from training.corpora import to_session
 
     as_sessions = [to_session(s) for s in sessions]
     probs = MarkerClassifier.load(model).predict_proba(as_sessions)
