@@ -207,6 +207,14 @@ def cmd_course(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export, load_analysed
+
+    paths = export(load_analysed(args.results), to=args.to, output=args.output)
+    print(f"wrote {len(paths)} file(s): " + ", ".join(map(str, paths)), file=sys.stderr)
+    return EXIT_OK
+
+
 # ---- parser -----------------------------------------------------------------------------------
 def _deprecated(old: str, func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
@@ -276,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
                 sp.add_argument("--n-boot", type=int, default=1000)
                 sp.add_argument("-o", "--output", help="write the full report (JSON)")
             sp.set_defaults(func=_deprecated(cmd, func) if deprecated else func)
+
+    from .export import FORMATS   # light: errors, files and session only
+
+    pe = sub.add_parser("export", help="export analysed sessions to ELAN (.eaf), REFI-QDA (.qdpx: NVivo, ATLAS.ti, "
+                                       "MAXQDA, QualCoder), Parquet or a timestamped transcript (.txt)")
+    pe.add_argument("results", nargs="+", help="analyze output folders or session.json files")
+    pe.add_argument("--to", required=True, choices=FORMATS, metavar="FORMAT", help="eaf, qdpx, parquet or txt")
+    pe.add_argument("-o", "--output", required=True, help="eaf/txt: folder (or file for one session); qdpx: .qdpx "
+                                                           "file (a folder gets alliance-nlp.qdpx); parquet: folder")
+    pe.set_defaults(func=cmd_export)
 
     po = sub.add_parser("course", help="a client's alliance course across sessions and its shape")
     po.add_argument("results", nargs="+")

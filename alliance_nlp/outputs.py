@@ -99,6 +99,9 @@ def write_outputs(session: Session, outdir: str | os.PathLike) -> dict[str, Path
     session.save(paths["session"])
     write_utterances_csv(session, paths["utterances"])
     write_json_atomic(paths["summary"], summarize(session))
+    from .report import write_report  # here, not at the top: report imports this module
+
+    paths["report"] = write_report(session, out / "report.html")
     return paths
 
 

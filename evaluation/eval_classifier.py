@@ -34,6 +34,7 @@ from alliance_nlp.labels import LABELS  # noqa: E402
 from alliance_nlp.stats import cluster_bootstrap_counts, resampled_rows  # noqa: E402
 from training.annotations import ROOT as ANN_ROOT  # noqa: E402
 from training.annotations import cohen_kappa  # noqa: E402
+from training.classifier import average_precision  # noqa: E402
 from training.dataset import build_rows, load_annotations  # noqa: E402
 from training.thresholds import expected_calibration_error  # noqa: E402
 
@@ -47,18 +48,13 @@ def kappa(a: np.ndarray, b: np.ndarray) -> float:
     return float("nan") if k is None else k
 
 
-def auprc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import average_precision_score
-    return float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
-
-
 def label_metrics(y: np.ndarray, p: np.ndarray, t: float) -> dict:
     pred = (p >= t).astype(int)
     tp, fp, fn = int(((pred == 1) & (y == 1)).sum()), int(((pred == 1) & (y == 0)).sum()), int(((pred == 0) & (y == 1)).sum())
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else float("nan")
     f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
-    return {"precision": prec, "recall": rec, "f1": f1, "auprc": auprc(y, p),
+    return {"precision": prec, "recall": rec, "f1": f1, "auprc": average_precision(y, p),
             "ece": expected_calibration_error(y, p), "brier": float(np.mean((p - y) ** 2)), "kappa": kappa(y, pred),
             "positives": int(y.sum()), "predicted": int(pred.sum())}
 

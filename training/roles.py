@@ -285,9 +285,3 @@ def load_dev_sessions(corpus_dir=None) -> list:
     from training.corpora import read_annomi, read_esconv
     out = list(read_annomi(corpus_dir).values()) + list(read_esconv(corpus_dir).values())
     return [cs for cs in out if len({u.speaker for u in cs.utterances}) >= 1 and cs.utterances]
-
-
-def shuffled(seq: list, seed: int = 0) -> list:
-    seq = list(seq)
-    random.Random(seed).shuffle(seq)
-    return seq

@@ -8,15 +8,13 @@ The zip container may differ byte-for-byte between runs; the content is the same
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import docx
 from docx.shared import Pt
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import dialogues as D  # noqa: E402
+import dialogues as D  # noqa: E402  (run as a script: its folder is on the path)
 from make_examples import timed  # noqa: E402
 
 FIXED = dt.datetime(2025, 3, 4, 10, 0, 0)

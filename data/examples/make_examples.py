@@ -15,10 +15,7 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-import sys  # noqa: E402
-
-sys.path.insert(0, str(HERE))
-import dialogues as D  # noqa: E402
+import dialogues as D  # noqa: E402  (run as a script: its folder is on the path)
 
 
 def timed(dialogue, seed, t0=2.0, pause=(0.4, 1.8)):
