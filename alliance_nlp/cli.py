@@ -215,6 +215,50 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review.app import serve
+
+    return serve(args.results, host=args.host, port=args.port, reviewer=args.reviewer, model=args.model,
+                 open_browser=args.open)
+
+
+def cmd_review_agreement(args: argparse.Namespace) -> int:
+    from .files import write_json_atomic
+    from .review.agreement import render_agreement, review_agreement
+    from .review.data import load_entries
+    from .review.store import CORRECTIONS_FILE, read_corrections
+
+    files = args.corrections or [str(Path(args.results) / CORRECTIONS_FILE)]
+    for f in files:
+        if not Path(f).is_file():
+            raise InputError(f, "no corrections file (review some utterances with `alliance-nlp review` first)")
+    latest, _info = read_corrections(files)
+    entries = load_entries(args.results)[0] if Path(args.results).is_dir() else {}
+    report = review_agreement(latest, {sid: e.session for sid, e in entries.items()})
+    if args.output:
+        write_json_atomic(args.output, report)
+    print(render_agreement(report))
+    return EXIT_OK
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(holdout=args.holdout, epochs=args.epochs, seed=args.seed, threads=args.threads)
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"finetune: {msg}", file=sys.stderr))
+    report = finetune(args.corrections, args.output, base=args.model, results=args.results, reviewers=args.reviewer,
+                      config=cfg, name=args.name, force=args.force, log=say)
+    held = report["figures"].get("held_out")
+    if held:
+        b, a = held["before"], held["after"]
+        print(f"held-out corrections ({held['utterances']} utterances, {held['sessions']} sessions): macro-F1 "
+              f"{b['macro_f1'] or 0:.3f} -> {a['macro_f1'] or 0:.3f}, micro-F1 {b['micro_f1'] or 0:.3f} -> "
+              f"{a['micro_f1'] or 0:.3f} (base -> fine-tuned); card: {Path(args.output) / 'README.md'}")
+    else:
+        print(f"no held-out sessions, so no before/after figures; wrote {args.output}")
+    return EXIT_OK
+
+
 # ---- parser -----------------------------------------------------------------------------------
 def _deprecated(old: str, func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
@@ -302,6 +346,41 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--delta", type=float, default=0.25, help="smallest change (WAI-SR points) treated as real")
     po.add_argument("-o", "--output")
     po.set_defaults(func=cmd_course)
+
+    pr = sub.add_parser("review", help="review and correct the markers of analysed sessions in a local web app")
+    pr.add_argument("results", help="an analyze output folder")
+    pr.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this computer "
+                                                        "only; anything else is reachable from the network)")
+    pr.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    pr.add_argument("--reviewer", help="your name in the corrections (default: your user name)")
+    pr.add_argument("--model", help="the model folder the sessions were analysed with, for the fingerprint "
+                                    "recorded with each correction (default: the shipped model)")
+    pr.add_argument("--open", action="store_true", help="open the URL in a browser")
+    pr.set_defaults(func=cmd_review)
+
+    pg = sub.add_parser("review-agreement", help="reviewers' agreement with each other and with the model "
+                                                 "(Cohen's kappa per label)")
+    pg.add_argument("results", help="the analyze output folder that was reviewed")
+    pg.add_argument("--corrections", nargs="+", help="corrections files (default: RESULTS/corrections.jsonl)")
+    pg.add_argument("-o", "--output", help="write the full report (JSON)")
+    pg.set_defaults(func=cmd_review_agreement)
+
+    pf = sub.add_parser("finetune", help="continue training the classifier on reviewers' corrections")
+    pf.add_argument("--corrections", nargs="+", required=True, help="corrections.jsonl files from `review`")
+    pf.add_argument("-o", "--output", required=True, help="new model folder (for analyze --model)")
+    pf.add_argument("--model", help="model to start from (default: the shipped model)")
+    pf.add_argument("--results", nargs="+", help="analyze output folders holding the corrected sessions "
+                                                 "(default: each corrections file's folder)")
+    pf.add_argument("--reviewer", nargs="+", help="use only these reviewers' corrections")
+    pf.add_argument("--holdout", type=float, default=0.25, help="share of corrected utterances held out, whole "
+                                                                "sessions, for the before/after figures")
+    pf.add_argument("--epochs", type=int, default=40)
+    pf.add_argument("--seed", type=int, default=13)
+    pf.add_argument("--threads", type=int, help="torch CPU threads")
+    pf.add_argument("--name", help="the new model's name (default: <base>-ft-<date>)")
+    pf.add_argument("--force", action="store_true", help="replace the output folder")
+    pf.add_argument("-q", "--quiet", action="store_true")
+    pf.set_defaults(func=cmd_finetune)
     return p
 
 

@@ -115,12 +115,19 @@ def _sha(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
 
-def _page(title: str, body: str, css: str, js: str, data: Any = None) -> str:
-    """The shared page shell: CSP pinned to the exact inline style and script, no external anything."""
+def page_csp(css: str, js: str, extra: str = "") -> str:
+    """The Content-Security-Policy of a page: only its own inline style and script (by SHA-256), data:
+    images, nothing else; `extra` adds directives (the review app adds `connect-src 'self'`)."""
     csp = (
         f"default-src 'none'; script-src {_sha(js)}; style-src {_sha(css)}; img-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
+    return f"{csp}; {extra}" if extra else csp
+
+
+def _page(title: str, body: str, css: str, js: str, data: Any = None, csp_extra: str = "") -> str:
+    """The shared page shell: CSP pinned to the exact inline style and script, no external anything."""
+    csp = page_csp(css, js, csp_extra)
     data_block = (
         ""
         if data is None
@@ -320,7 +327,9 @@ REPORT_JS = r"""
   var sel = document.getElementById("f-speaker");
   var count = document.getElementById("f-count");
   var last = null;
-  function visible() { return rows.filter(function (r) { return !r.hidden; }); }
+  function visible() {  // in document order, which a page may rearrange (the review app does)
+    return Array.prototype.filter.call(list.querySelectorAll("li.u"), function (r) { return !r.hidden; });
+  }
   function apply() {
     var want = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
     var sp = sel ? sel.value : "";
@@ -429,6 +438,16 @@ INDEX_JS = r"""
 
 def _css() -> str:
     return BASE_CSS + _marker_css()
+
+
+def page_css() -> str:
+    """The report's style sheet (layout, Okabe-Ito marker colours, transcript rows), for other pages."""
+    return _css()
+
+
+def page(title: str, body: str, js: str, css: str = "", data: Any = None, csp_extra: str = "") -> str:
+    """A page in the report's shell and style (`page_css()` plus `css`), pinned by its CSP."""
+    return _page(title, body, _css() + css, js, data=data, csp_extra=csp_extra)
 
 
 # ---- session report -------------------------------------------------------------------------------
@@ -1017,6 +1036,34 @@ def _episodes_section(session: Session, episodes: list, sp_index: dict[str, int]
             f'<p><a class="jump" href="#u-{a}">Go to utterance {a} in the transcript</a></p></article>'
         )
     return head + "".join(items) + "</section>"
+
+
+def _speaker_index(session: Session) -> dict[str, int]:
+    sp_index = {sp_id: i for i, sp_id in enumerate(session.speakers)}
+    for u in session.utterances:  # a speaker without a record still gets a filter entry
+        if u.speaker not in sp_index:
+            sp_index[u.speaker] = len(sp_index)
+    return sp_index
+
+
+def _episode_dicts(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [e for e in (summary.get("episodes") or []) if isinstance(e, Mapping)]
+
+
+def transcript_html(session: Session, summary: Mapping[str, Any]) -> str:
+    """The report's transcript section (filters, one escaped row per utterance with id `u-<index>`), for
+    pages that build on it; REPORT_JS drives its filters and keyboard navigation."""
+    ep_of_utt: dict[int, int] = {}
+    for e in _episode_dicts(summary):
+        for i in range(int(e.get("start_utterance", 0)), int(e.get("end_utterance", -1)) + 1):
+            ep_of_utt.setdefault(i, int(e.get("index", 0)))
+    classified = any(u.probabilities for u in session.utterances)
+    return _transcript_section(session, _speaker_index(session), classified, ep_of_utt)
+
+
+def episodes_html(session: Session, summary: Mapping[str, Any]) -> str:
+    """The report's rupture-repair episodes section."""
+    return _episodes_section(session, _episode_dicts(summary), _speaker_index(session))
 
 
 def _transcript_section(session: Session, sp_index: dict[str, int], classified: bool, ep_of_utt: dict[int, int]) -> str:

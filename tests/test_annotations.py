@@ -1,11 +1,10 @@
 """Coder files, agreement statistics, and the released standoff annotations."""
 import json
-from pathlib import Path
 
 import pytest
 
-from training.annotations import ROOT, RELEASE_NAME, agreement, cohen_kappa, read_codes
 from alliance_nlp.labels import LABELS
+from training.annotations import RELEASE_NAME, ROOT, agreement, cohen_kappa, read_codes
 
 
 def test_read_codes_validates_lines(tmp_path):

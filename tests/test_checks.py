@@ -7,8 +7,8 @@ import pytest
 from alliance_nlp.agreement import agreement, icc_a1
 from alliance_nlp.cli import main
 from alliance_nlp.errors import InputError
-from alliance_nlp.labels import LABELS
 from alliance_nlp.instruments import load_scale, read_ratings
+from alliance_nlp.labels import LABELS
 from alliance_nlp.session import Session, Speaker, Turn, Utterance
 
 

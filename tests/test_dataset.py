@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from training.corpora import CorpusNotFoundError, default_corpus_dir, read_annomi, read_esconv, resolve_corpus_dir
-from training.dataset import assign_splits, build_dataset, build_rows
 from alliance_nlp.labels import LABELS
+from training.corpora import CorpusNotFoundError, default_corpus_dir, read_annomi, read_esconv, resolve_corpus_dir
+from training.dataset import assign_splits, build_dataset
 
 corpora = pytest.mark.skipif(default_corpus_dir() is None, reason="development corpora not present")
 

@@ -6,13 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from training.corpora import default_corpus_dir
-
-from alliance_nlp.diarize import (DEFAULT_ROLE_MODEL, DEFAULT_TURN_MODEL, DEFAULT_UNIT_MODEL, Diarizer,
-                                  SpeakerNotFoundError, merge_turns)
+from alliance_nlp.diarize import (
+    DEFAULT_ROLE_MODEL,
+    DEFAULT_TURN_MODEL,
+    DEFAULT_UNIT_MODEL,
+    Diarizer,
+    SpeakerNotFoundError,
+    merge_turns,
+)
 from alliance_nlp.diarize.features import BOUNDARY_FEATURES, SPEAKER_FEATURES
 from alliance_nlp.linear import LinearModel
 from alliance_nlp.session import Session, Speaker, Turn, Utterance
+from training.corpora import default_corpus_dir
 
 CORPORA = default_corpus_dir()
 needs_corpora = pytest.mark.skipif(CORPORA is None or not (Path(CORPORA) / "annomi").is_dir(),

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from itertools import accumulate
+import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -74,15 +75,31 @@ THERAPIST_WORDS = {
 CLIENT_WORDS = {
     "c", "cl", "client", "patient", "pt", "pat", "counselee", "counsellee", "interviewee",
 }
+_ROLE_WORD_MAX = max(map(len, THERAPIST_WORDS | CLIENT_WORDS))
 
 
 def role_from_label(label: str | None) -> str | None:
     """'T', 'Therapist', 'Counsellor 2', 'Client (J.)' -> role; names such as 'Dr. Smith' -> None."""
     if not label:
         return None
-    s = drop_parens(str(label)).strip().lower()
+    label = str(label)
+    return _role_cached(label) if len(label) <= 64 else _role(label)
+
+
+@lru_cache(maxsize=4096)
+def _role_cached(label: str) -> str | None:  # labels repeat on every line: parse each once
+    return _role(label)
+
+
+def _role(label: str) -> str | None:
+    # lower() last, and only on what can still be a role word: it does not touch digits, spaces or
+    # separators, never shortens a string, and on a long non-ASCII string allocates 12 bytes a character
+    s = drop_parens(label).strip()
     s = _drop_trailing_number(s)  # "therapist 2", "client_1"
     s = s.strip(" .:-_")
+    if len(s) > _ROLE_WORD_MAX:
+        return None
+    s = s.lower()
     if s in THERAPIST_WORDS:
         return "therapist"
     if s in CLIENT_WORDS:
@@ -188,11 +205,14 @@ def take_leading_time(s: str, *, bare: bool = True) -> tuple[float | None, str, 
 # ---- speaker labels ----------------------------------------------------------------------------
 
 # label [timestamp]: text     e.g. "Therapist:", "Dr. Smith:", "SPEAKER_00:", "T (00:01:23):"
-# (The whitespace before an optional timestamp and before the colon is one `\s*` inside and one after the
-# optional group, never two adjacent ones: those split a run of n spaces n ways, quadratic per label length.)
+# Written to stay linear on long runs of spaces (the plain form, `[^:\[\]()\n]{0,40}?` then `\s*` twice,
+# tries every label length against every split of the run): the label ends on a non-space (the shortest
+# label that matches never ends in one, as the `\s*` after it takes the spaces), and the spaces before the
+# optional timestamp and the colon are matched atomically, `(?=(?P<ws>\s*))(?P=ws)`, since what follows
+# them is never a space. Same matches as the plain form (checked on random strings).
 _LABEL_RE = re.compile(
-    r"^(?P<label>[^\W_][^:\[\]()\n]{0,40}?(?:\s*\((?!\s*\d)[^)\n]{1,30}\))?)"
-    r"\s*(?:[\[(]\s*(?P<ts>" + _TIMELIKE + r")\s*[\])]\s*)?[:：](?=\s|$)\s*(?P<text>.*)$",
+    r"^(?P<label>[^\W_](?:[^:\[\]()\n]{0,39}?[^:\[\]()\s])??(?:\s*\((?!\s*\d)[^)\n]{1,30}\))?)"
+    r"(?=(?P<ws>\s*))(?P=ws)(?:[\[(]\s*(?P<ts>" + _TIMELIKE + r")\s*[\])]\s*)?[:：](?=\s|$)\s*(?P<text>.*)$",
     re.S,
 )
 _SPEAKER_ID_RE = re.compile(r"^(?:speaker[ _-]?\d+|spk[ _-]?\d+|unknown speaker|speaker [a-z])$", re.I)
@@ -200,6 +220,7 @@ _NOT_LABEL_WORDS = {"and", "but", "so", "then", "well", "because", "if", "when",
                     "note", "example", "question", "answer", "yes", "no", "ok", "okay", "http", "https"}
 
 
+@lru_cache(maxsize=4096)
 def looks_like_label(label: str) -> bool:
     """A speaker label: a role word, a diariser id, or a short capitalised name (<= 4 words)."""
     label = label.strip()
@@ -233,47 +254,54 @@ def load_text(path: Path, max_bytes: int | None = MAX_BYTES) -> str:
     return text
 
 
-_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_BRACKETS_RE = re.compile(r"[\[\]{}]")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _LONE_SURROGATE_ESC_RE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
-def json_depth(text: str) -> int:
-    """Deepest nesting of arrays/objects in JSON text, brackets inside strings excluded (linear, in C)."""
-    if text.count("[") + text.count("{") == 0:
-        return 0
-    brackets = _BRACKETS_RE.findall(_STRING_RE.sub("", text))
-    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+def deeper_than(obj: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than `limit` deep (the top level is 1). Iterative, one iterator per
+    level held; stops at the first container too deep."""
+    if not isinstance(obj, (list, dict)):
+        return False
+    if limit < 1:
+        return True
+    stack = [iter(obj.values() if isinstance(obj, dict) else obj)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, (list, dict)):
+                if len(stack) >= limit:
+                    return True
+                stack.append(iter(v.values() if isinstance(v, dict) else v))
+                break
+        else:
+            stack.pop()
+    return False
 
 
 def parse_json(text: str, max_depth: int | None = MAX_DEPTH) -> Any:
     """json.loads with the failures json raises beyond JSONDecodeError turned into ValueError with a short
-    reason: nesting deeper than `max_depth` (checked before parsing; json itself would recurse until
-    RecursionError), integers over 4,300 digits, lone UTF-16 surrogates (replaced by U+FFFD, as they
-    cannot be written back out as UTF-8)."""
-    if max_depth is not None and text.count("[") + text.count("{") > max_depth:
-        depth = json_depth(text)
-        if depth > max_depth:
-            raise _DepthError(depth, max_depth)
+    reason: nesting deeper than `max_depth` (json itself recurses, so very deep input ends in RecursionError
+    before it can use much memory; the limit is checked on the result), integers over 4,300 digits, lone
+    UTF-16 surrogates (replaced by U+FFFD, as they cannot be written back out as UTF-8)."""
     try:
         obj = json.loads(text)
-    except RecursionError:  # only when max_depth is None or above what Python's recursion limit allows
-        raise _DepthError(None, max_depth) from None
+    except RecursionError:
+        raise _DepthError(max_depth, recursion=True) from None
     except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
         if isinstance(exc, json.JSONDecodeError):
             raise
         raise ValueError("a number has too many digits" if "digits" in str(exc) else "invalid JSON") from None
+    if max_depth is not None and deeper_than(obj, max_depth):
+        raise _DepthError(max_depth)
     if "\\u" in text and _LONE_SURROGATE_ESC_RE.search(text):
         obj = _replace_surrogates(obj)
     return obj
 
 
 class _DepthError(ValueError):
-    def __init__(self, depth: int | None, limit: int | None):
-        self.depth, self.limit = depth, limit
-        super().__init__(f"JSON nested {depth if depth is not None else 'too'} levels deep")
+    def __init__(self, limit: int | None, recursion: bool = False):
+        self.limit, self.recursion = limit, recursion
+        super().__init__(f"JSON nested more than {limit} levels deep" if limit is not None else "JSON nested too deeply")
 
 
 def _fix_str(s: str) -> str:
@@ -318,9 +346,11 @@ def load_json(path: Path, text: str | None = None, *, max_bytes: int | None = MA
 
 
 def depth_error(path: Path, exc: _DepthError, line: int | None = None) -> InputError:
-    if exc.depth is None:
+    # json gives up (RecursionError) somewhere below Python's recursion limit: beyond a limit well under
+    # that, the file is merely deeper than Python can parse
+    if exc.limit is None or exc.recursion and exc.limit >= sys.getrecursionlimit() // 2:
         return InputError(path, "JSON nested too deeply for Python to parse", line=line)
-    return LimitError(path, f"JSON nested {exc.depth} levels deep (max_depth={exc.limit}); "
+    return LimitError(path, f"JSON nested more than {exc.limit} levels deep (max_depth={exc.limit}); "
                             "pass a larger max_depth= to read it", line=line)
 
 

@@ -114,7 +114,17 @@ def read_bytes(path: str | os.PathLike, max_bytes: int | None = MAX_BYTES) -> by
             if max_bytes is None:
                 return fh.read()
             size = os.fstat(fh.fileno()).st_size
-            data = fh.read(max_bytes + 1) if size <= max_bytes else b""
+            chunks: list[bytes] = []
+            got = 0
+            while size <= max_bytes and got <= max_bytes:
+                # read(n) allocates n bytes up front: ask for what the file holds (+1 to see its end), not
+                # for max_bytes; devices and pipes report size 0 and are read in 64 KiB pieces
+                chunk = fh.read(min(max_bytes + 1 - got, max(size + 1 - got, 1 << 16)))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+            data = b"".join(chunks)
     except FileNotFoundError:
         raise InputError(p, "file not found") from None
     except IsADirectoryError:

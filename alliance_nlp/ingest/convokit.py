@@ -4,7 +4,7 @@ timestamp, conversation_id, meta), or the older `utterances.json` list.
 A corpus file holding several conversations needs `conversation=ID`. Roles come from the
 utterance meta ("role", "speaker_role", "interlocutor") or from a `speakers.json` next to the file.
 Epoch timestamps are made relative to the conversation's first one. Record.source is the 1-based
-line number (jsonl) or 0-based list index (json).
+line number (jsonl) or 0-based list index (json). See `read_convokit` for the size limits.
 """
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..session import Session
-from ._common import json_head, load_json, load_text, role_from_label, time_field
-from .base import Record, register_reader, session_from_records
+from ._common import _DepthError, depth_error, json_head, load_json, load_text, parse_json, role_from_label, \
+    shape_names, time_field
+from .base import MAX_BYTES, MAX_DEPTH, MAX_RECORDS, Record, read_text, register_reader, session_from_records, \
+    too_many_records
 
 ROLE_KEYS = ("role", "speaker_role", "interlocutor", "speaker_type", "type")
 
@@ -40,13 +42,14 @@ def _role_in(meta) -> str | None:
     return None
 
 
-def _speaker_roles(path: Path) -> dict[str, str]:
+def _speaker_roles(path: Path, max_bytes: int | None, max_depth: int | None) -> dict[str, str]:
+    """Roles from a `speakers.json` next to the file; best effort (any problem: no roles from it)."""
     sp = path.parent / "speakers.json"
     if not sp.exists():
         return {}
     try:
-        obj = json.loads(sp.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        obj = parse_json(read_text(sp, max_bytes), max_depth)
+    except (InputError, ValueError):
         return {}
     roles = {}
     if isinstance(obj, dict):
@@ -59,11 +62,23 @@ def _speaker_roles(path: Path) -> dict[str, str]:
 
 @register_reader("convokit", extensions=(".jsonl", ".json"), sniff=sniff_convokit,
                  description="ConvoKit utterances.jsonl (id, speaker, text, reply_to, timestamp, conversation_id)")
-def read_convokit(path: Path, *, conversation: str | None = None, session_id: str | None = None) -> Session:
-    text = load_text(path)
+def read_convokit(path: Path, *, conversation: str | None = None, session_id: str | None = None,
+                  max_bytes: int | None = MAX_BYTES, max_depth: int | None = MAX_DEPTH,
+                  max_records: int | None = MAX_RECORDS) -> Session:
+    """Read ConvoKit utterances (`conversation=ID` picks one conversation of a corpus file).
+
+    Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB; also
+    for speakers.json), `max_depth` (JSON nesting, 100), `max_records` (utterances in the file, 500,000).
+    A whole-corpus file may need larger limits.
+    """
+    text = load_text(path, max_bytes)
     items: list[tuple[int, dict]] = []
     if text.lstrip().startswith("["):
-        data = load_json(path, text)
+        data = load_json(path, text, max_depth=max_depth)
+        if not isinstance(data, list):
+            raise InputError(path, "expected a JSON list of utterances")
+        if max_records is not None and len(data) > max_records:
+            raise too_many_records(path, max_records, "utterances")
         for i, obj in enumerate(data):
             if not isinstance(obj, dict):
                 raise InputError(path, "expected an utterance object", field=f"[{i}]")
@@ -73,11 +88,17 @@ def read_convokit(path: Path, *, conversation: str | None = None, session_id: st
             if not ln.strip():
                 continue
             try:
-                obj = json.loads(ln)
+                obj = parse_json(ln, max_depth)
             except json.JSONDecodeError as exc:
                 raise InputError(path, f"invalid JSON line: {exc.msg} (column {exc.colno})", line=no) from None
+            except _DepthError as exc:
+                raise depth_error(path, exc, line=no) from None
+            except ValueError as exc:
+                raise InputError(path, f"invalid JSON line: {exc}", line=no) from None
             if not isinstance(obj, dict):
                 raise InputError(path, "expected an utterance object", line=no)
+            if max_records is not None and len(items) >= max_records:
+                raise too_many_records(path, max_records, "utterances")
             items.append((no, obj))
     for src, obj in items:
         if "text" not in obj or "speaker" not in obj:
@@ -88,13 +109,12 @@ def read_convokit(path: Path, *, conversation: str | None = None, session_id: st
     if conversation is not None:
         items = [(s, o) for s, o in items if str(o.get("conversation_id")) == str(conversation)]
         if not items:
-            raise InputError(path, f"no conversation {conversation!r}; conversations: {', '.join(convs[:20])}",
+            raise InputError(path, f"no conversation {conversation!r}; conversations: {shape_names(convs, 20)}",
                              field="conversation_id")
     elif len(convs) > 1:
-        raise InputError(path, f"{len(convs)} conversations in this file ({', '.join(convs[:10])}"
-                               f"{', ...' if len(convs) > 10 else ''}); choose one with conversation=ID",
-                         field="conversation_id")
-    roles = _speaker_roles(path)
+        raise InputError(path, f"{len(convs)} conversations in this file ({shape_names(convs, 10)}); "
+                               "choose one with conversation=ID", field="conversation_id")
+    roles = _speaker_roles(path, max_bytes, max_depth)
     is_jsonl = not text.lstrip().startswith("[")
     times = []
     for src, o in items:

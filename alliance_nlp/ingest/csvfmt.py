@@ -10,18 +10,41 @@ Cells are limited to 131,072 characters by Python's csv module; see `read_csv` f
 from __future__ import annotations
 
 import csv
-import io
+import re
 from pathlib import Path
+from typing import Iterator
 
-from ..errors import InputError
+from ..errors import InputError, LimitError
 from ..session import Session
-from ._common import check_lines, load_text, role_from_label, shape_names, time_field
+from ._common import load_text, role_from_label, shape_names, time_field
 from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
     too_many_records
 
 # csv.Sniffer's quote-guessing regexes are quadratic in the sample (16 KB of '",' take seconds), so it
 # sees at most the first 20 lines within this many characters.
 SNIFF_CHARS = 8192
+_EOL_RE = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(text: str, path: Path, max_line_chars: int | None, skip: int) -> Iterator[str]:
+    """The lines io.StringIO(text, newline="") gives csv.reader (ends kept), without StringIO's copy of the
+    text at 4 bytes per character; a line over `max_line_chars` is a LimitError."""
+    pos = 0
+    for no, m in enumerate(_EOL_RE.finditer(text), start=1 + skip):
+        end = m.end()
+        if max_line_chars is not None and m.start() - pos > max_line_chars:
+            raise _long_line(path, max_line_chars, no)
+        yield text[pos:end]
+        pos = end
+    if pos < len(text):
+        if max_line_chars is not None and len(text) - pos > max_line_chars:
+            raise _long_line(path, max_line_chars, text.count("\n", 0, pos) + 1 + skip)
+        yield text[pos:]
+
+
+def _long_line(path: Path, max_line_chars: int, line: int) -> LimitError:
+    return LimitError(path, f"line is longer than {max_line_chars:,} characters (max_line_chars={max_line_chars}); "
+                            "pass a larger max_line_chars= to read it", line=line)
 
 DEFAULTS: dict[str, tuple[str, ...]] = {
     "speaker": ("speaker", "speaker_id", "speaker_name", "interlocutor", "name", "who", "participant", "role"),
@@ -69,16 +92,16 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
                    session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
                    max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
     text = load_text(path, max_bytes)
-    check_lines(path, text.splitlines(), max_line_chars)
     skip = 0
-    first = text.split("\n", 1)[0].strip()
-    if first.lower().startswith("sep=") and len(first) == 5:  # Excel's "sep=;" hint line
+    nl = text.find("\n")
+    first = (text if nl < 0 else text[:nl]).strip()
+    if len(first) == 5 and first[:4].lower() == "sep=":  # Excel's "sep=;" hint line
         delimiter = delimiter or first[4]
-        text, skip = text.split("\n", 1)[1] if "\n" in text else "", 1
+        text, skip = text[nl + 1:] if nl >= 0 else "", 1
         if not text.strip():
             raise InputError(path, "no header row after the sep= line", line=2)
     delim = delimiter or _sniff_delimiter(text)
-    rd = _Lines(csv.reader(io.StringIO(text, newline=""), delimiter=delim), skip)
+    rd = _Lines(csv.reader(_lines(text, path, max_line_chars, skip), delimiter=delim), skip)
     try:
         header = next(rd)
     except csv.Error as exc:

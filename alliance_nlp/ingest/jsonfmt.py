@@ -23,13 +23,14 @@ TEXT_KEYS = ("text", "utterance", "utterance_text", "content", "transcript", "se
 START_KEYS = ("start", "start_time", "begin", "timestamp", "time", "onset")
 END_KEYS = ("end", "end_time", "stop", "offset")
 LIST_KEYS = ("utterances", "turns", "transcript", "records", "data", "items")
+_KEY_MAX = max(map(len, SPEAKER_KEYS + TEXT_KEYS + START_KEYS + END_KEYS))
 
 
 def _first(d: dict, keys: tuple[str, ...]) -> tuple[str | None, Any]:
     for k in keys:
         if k in d:
             return k, d[k]
-    low = {str(k).lower(): k for k in d}
+    low = {str(k).lower(): k for k in d if len(str(k)) <= _KEY_MAX}  # (a longer key cannot match)
     for k in keys:
         if k in low:
             return low[k], d[low[k]]
