@@ -34,14 +34,51 @@ def read(path: str | os.PathLike, format: str | None = None, **options) -> Sessi
     if unknown:
         raise InputError(p, f"format {name!r} takes no option {', '.join(map(repr, unknown))}; "
                             f"it takes: {', '.join(accepted) or 'none'}")
+    params = inspect.signature(fn).parameters
+    for key in options:  # the CLI passes `--option KEY=VALUE` values as text
+        if key.startswith("max_"):
+            options[key] = _limit_value(p, key, options[key])
+        elif isinstance(options[key], str) and "bool" in str(params[key].annotation):
+            options[key] = _bool_value(p, key, options[key])
     with _gc_paused():
         return fn(p, **options)
 
 
+def _bool_value(p: Path, key: str, value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in {"true", "yes", "1", "on"}:
+        return True
+    if v in {"false", "no", "0", "off"}:
+        return False
+    if v in {"none", "auto", ""}:
+        return None
+    raise InputError(p, f"option {key}= takes true, false or none")
+
+
+def _limit_value(p: Path, key: str, value: object) -> int | float | None:
+    """A limit option as a number, or None (no limit); text such as "200000000", "1e8" or "none" is accepted."""
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        v = value.strip().lower().replace("_", "").replace(",", "")
+        if v in {"none", "off", "no", "inf", "unlimited"}:
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                f = float(v)
+                return int(f) if f.is_integer() else f
+            except (ValueError, OverflowError):
+                pass
+    raise InputError(p, f"option {key}= takes a number or 'none' (no limit)")
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a reader builds its objects (they form no cycles): its
-    passes over the growing heap otherwise about double the time of reading a long transcript."""
+    """Pause the cyclic garbage collector while a reader builds its objects: its passes over the growing
+    heap otherwise about double the time of reading a long transcript. Readers make few reference cycles
+    (python-docx's package and parts); those are collected once it resumes."""
     was = gc.isenabled()
     gc.disable()
     try:

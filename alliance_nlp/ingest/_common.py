@@ -301,7 +301,7 @@ def parse_json(text: str, max_depth: int | None = MAX_DEPTH) -> Any:
 class _DepthError(ValueError):
     def __init__(self, limit: int | None, recursion: bool = False):
         self.limit, self.recursion = limit, recursion
-        super().__init__(f"JSON nested more than {limit} levels deep" if limit is not None else "JSON nested too deeply")
+        super().__init__("JSON nested too deeply" if limit is None else f"JSON nested more than {limit} levels deep")
 
 
 def _fix_str(s: str) -> str:
@@ -320,8 +320,8 @@ def _replace_surrogates(obj: Any) -> Any:
         elif isinstance(v, list):
             stack.extend((v, i) for i in range(len(v)))
         elif isinstance(v, dict):
-            fixed = {_fix_str(k) if isinstance(k, str) else k: x for k, x in v.items()}
-            if len(fixed) == len(v) and any(a is not b for a, b in zip(fixed, v)):
+            if any(isinstance(k, str) and _SURROGATE_RE.search(k) for k in v):
+                fixed = {_fix_str(k) if isinstance(k, str) else k: x for k, x in v.items()}
                 v.clear()
                 v.update(fixed)
             stack.extend((v, k) for k in list(v))

@@ -103,8 +103,8 @@ def read_convokit(path: Path, *, conversation: str | None = None, session_id: st
     for src, obj in items:
         if "text" not in obj or "speaker" not in obj:
             missing = "text" if "text" not in obj else "speaker"
-            raise InputError(path, f"utterance has no {missing!r}", line=src if not text.lstrip().startswith("[") else None,
-                             field=missing)
+            raise InputError(path, f"utterance has no {missing!r}",
+                             line=src if not text.lstrip().startswith("[") else None, field=missing)
     convs = list(dict.fromkeys(str(o.get("conversation_id")) for _, o in items if o.get("conversation_id") is not None))
     if conversation is not None:
         items = [(s, o) for s, o in items if str(o.get("conversation_id")) == str(conversation)]

@@ -187,6 +187,10 @@ def read_csv(path: Path, *, delimiter: str | None = None, columns: dict | None =
 def read_tsv(path: Path, *, delimiter: str | None = "\t", columns: dict | None = None,
              session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
              max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
-    """Read a tab-separated transcript; options and limits as for `read_csv`."""
+    """Read a tab-separated transcript (options as for `read_csv`).
+
+    Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
+    `max_line_chars` (one line, 1,000,000), `max_records` (rows, 500,000).
+    """
     return read_delimited(path, "tsv", delimiter=delimiter, columns=columns, session_id=session_id,
                           max_bytes=max_bytes, max_line_chars=max_line_chars, max_records=max_records)

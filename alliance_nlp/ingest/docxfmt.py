@@ -134,7 +134,10 @@ def _extract(doc, path: Path, max_grid_span: int | None) -> tuple[list[list[list
         for ri, tr in enumerate(tbl.tr_lst, start=1):
             here: dict[int, tuple[str, int]] = {}
             cells: list[str] = []
-            off = tr.grid_before
+            try:
+                off = tr.grid_before
+            except Exception:  # noqa: BLE001 - python-docx's cells ignore a malformed gridBefore; so do we
+                off = 0
             for tc in tr.tc_lst:
                 try:
                     span = tc.grid_span
@@ -156,7 +159,8 @@ def _extract(doc, path: Path, max_grid_span: int | None) -> tuple[list[list[list
     return tables, [p.text for p in body.p_lst]
 
 
-@register_reader("docx", extensions=(".docx",), description="Word .docx: labelled paragraphs or time/speaker/text tables")
+@register_reader("docx", extensions=(".docx",),
+                 description="Word .docx: labelled paragraphs or time/speaker/text tables")
 def read_docx(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
               max_unzipped_bytes: int | None = MAX_UNZIPPED_BYTES, max_zip_ratio: float | None = MAX_ZIP_RATIO,
               max_grid_span: int | None = MAX_GRID_SPAN, max_line_chars: int | None = MAX_LINE_CHARS,

@@ -165,8 +165,7 @@ def read_text_transcript(path: Path, *, session_id: str | None = None, labelled:
     exceeded and None to switch off: `max_bytes` (file size, 64 MiB), `max_line_chars` (one line,
     1,000,000), `max_records` (records, 500,000).
     """
-    text = load_text(path, max_bytes)
-    raw = text.splitlines()
+    raw = load_text(path, max_bytes).splitlines()  # (the whole text is not kept: only its lines are used)
     check_lines(path, raw, max_line_chars)
     records, meta = records_from_lines(list(enumerate(raw, start=1)), path, labelled=labelled,
                                        max_records=max_records)
