@@ -1,5 +1,6 @@
 """Agreement between session estimates and a lab's ratings: r, rho, ICC(A,1), MAE, RMSE with
 bootstrap intervals, and Bland-Altman data (behind `alliance-nlp check-ratings`)."""
+
 from __future__ import annotations
 
 import warnings
@@ -35,8 +36,9 @@ def _metrics(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     }
 
 
-def agreement(estimates: np.ndarray, ratings: np.ndarray, n_boot: int = 1000, seed: int = 0,
-              level: float = 0.95) -> dict[str, Any]:
+def agreement(
+    estimates: np.ndarray, ratings: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, Any]:
     """Metrics with percentile bootstrap intervals (sessions resampled in pairs; scipy.stats.bootstrap)
     and Bland-Altman data. An interval is None where the resamples leave it undefined."""
     x, y = np.asarray(estimates, float), np.asarray(ratings, float)
@@ -48,17 +50,26 @@ def agreement(estimates: np.ndarray, ratings: np.ndarray, n_boot: int = 1000, se
     for k, v in point.items():
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = stats.bootstrap((x, y), lambda a, b, k=k: _metrics(a, b)[k], paired=True, vectorized=False,
-                                  n_resamples=n_boot, method="percentile", rng=seed)
+            res = stats.bootstrap(
+                (x, y),
+                lambda a, b, k=k: _metrics(a, b)[k],
+                paired=True,
+                vectorized=False,
+                n_resamples=n_boot,
+                method="percentile",
+                rng=seed,
+            )
         low, high = percentile_interval(res.bootstrap_distribution, level)
         out[k] = {"value": _round(v), "low": _round(low), "high": _round(high)}
     d = x - y
     out["bland_altman"] = {
-        "mean_difference": round(float(d.mean()), 4), "sd_difference": round(float(d.std(ddof=1)), 4),
+        "mean_difference": round(float(d.mean()), 4),
+        "sd_difference": round(float(d.std(ddof=1)), 4),
         "lower_limit": round(float(d.mean() - 1.96 * d.std(ddof=1)), 4),
         "upper_limit": round(float(d.mean() + 1.96 * d.std(ddof=1)), 4),
-        "points": [{"mean": round(float((xi + yi) / 2), 4), "difference": round(float(xi - yi), 4)}
-                   for xi, yi in zip(x, y)],
+        "points": [
+            {"mean": round(float((xi + yi) / 2), 4), "difference": round(float(xi - yi), 4)} for xi, yi in zip(x, y)
+        ],
     }
     return out
 
@@ -69,9 +80,11 @@ def _round(v: float | None) -> float | None:
 
 def render_table(report: dict[str, Any]) -> str:
     """The agreement report as a fixed-width table; undefined values and intervals print as n/a."""
-    rows = [f"{report['instrument']}: {report['sessions_matched']} sessions "
-            f"(mapping: {report['mapping']}); 95% bootstrap intervals",
-            f"{'scale':<7}{'n':>5}  {'r':>20}  {'rho':>20}  {'ICC(A,1)':>20}  {'MAE':>18}  {'RMSE':>18}"]
+    rows = [
+        f"{report['instrument']}: {report['sessions_matched']} sessions "
+        f"(mapping: {report['mapping']}); 95% bootstrap intervals",
+        f"{'scale':<7}{'n':>5}  {'r':>20}  {'rho':>20}  {'ICC(A,1)':>20}  {'MAE':>18}  {'RMSE':>18}",
+    ]
 
     def num(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f}"
@@ -83,6 +96,8 @@ def render_table(report: dict[str, Any]) -> str:
         if "pearson_r" not in m:
             rows.append(f"{k:<7}{m['n']:>5}  {m.get('note', '')}")
             continue
-        rows.append(f"{k:<7}{m['n']:>5}  {cell(m['pearson_r']):>20}  {cell(m['spearman_rho']):>20}  "
-                    f"{cell(m['icc_a1']):>20}  {cell(m['mae']):>18}  {cell(m['rmse']):>18}")
+        rows.append(
+            f"{k:<7}{m['n']:>5}  {cell(m['pearson_r']):>20}  {cell(m['spearman_rho']):>20}  "
+            f"{cell(m['icc_a1']):>20}  {cell(m['mae']):>18}  {cell(m['rmse']):>18}"
+        )
     return "\n".join(rows)

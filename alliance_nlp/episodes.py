@@ -1,4 +1,5 @@
 """Rupture-repair episodes (Safran, Muran & Eubanks' 3RS) from a session's thresholded markers."""
+
 from __future__ import annotations
 
 from .labels import RUPTURE_LABELS
@@ -12,8 +13,9 @@ def repaired_share(episodes: list[Episode]) -> float:
     return sum(e.repaired for e in episodes) / len(episodes) if episodes else 1.0
 
 
-def rupture_episodes(session: Session, merge_gap: int = 2, repair_window: int = 5,
-                     resolve_client_turns: int = 3) -> list[Episode]:
+def rupture_episodes(
+    session: Session, merge_gap: int = 2, repair_window: int = 5, resolve_client_turns: int = 3
+) -> list[Episode]:
     """Runs of rupture markers (gaps of <= merge_gap utterances merged) with repair and resolution.
 
     repaired: a `repair` marker inside the run or within `repair_window` utterances after it.
@@ -22,7 +24,7 @@ def rupture_episodes(session: Session, merge_gap: int = 2, repair_window: int = 
     None when the session ends first.
     """
     utts: list[Utterance] = session.utterances
-    rupt = [i for i, u in enumerate(utts) if  any(lab in u.markers for lab in RUPTURE_LABELS)]
+    rupt = [i for i, u in enumerate(utts) if any(lab in u.markers for lab in RUPTURE_LABELS)]
     runs: list[list[int]] = []
     for i in rupt:
         if runs and i - runs[-1][-1] <= merge_gap + 1:
@@ -42,15 +44,25 @@ def rupture_episodes(session: Session, merge_gap: int = 2, repair_window: int = 
         if len(client_next) < resolve_client_turns and not client_next:
             resolved = None
         else:
-            resolved = (not  any(lab in u.markers for u in client_next for lab in RUPTURE_LABELS)
-                        and  any(lab in u.markers for u in client_next for lab in COLLABORATIVE))
-        episodes.append(Episode(
-            index=k,
-            type="mixed" if len(kinds) > 1 else next(iter(kinds)).replace("rupture_", ""),
-            start_utterance=start, end_utterance=end, start=utts[start].start, end=utts[end].end,
-            sources=tuple(sorted({s for i in run if (s := utts[i].source) is not None})),
-            by=tuple(sorted({session.role_of(utts[i].speaker) for i in run})),
-            peak_probability=round(max(max(utts[i].probabilities.get(lab, 0.0) for lab in RUPTURE_LABELS)
-                                       for i in run), 4),
-            repaired=repair_at is not None, repair_utterance=repair_at, resolved=resolved))
+            resolved = not any(lab in u.markers for u in client_next for lab in RUPTURE_LABELS) and any(
+                lab in u.markers for u in client_next for lab in COLLABORATIVE
+            )
+        episodes.append(
+            Episode(
+                index=k,
+                type="mixed" if len(kinds) > 1 else next(iter(kinds)).replace("rupture_", ""),
+                start_utterance=start,
+                end_utterance=end,
+                start=utts[start].start,
+                end=utts[end].end,
+                sources=tuple(sorted({s for i in run if (s := utts[i].source) is not None})),
+                by=tuple(sorted({session.role_of(utts[i].speaker) for i in run})),
+                peak_probability=round(
+                    max(max(utts[i].probabilities.get(lab, 0.0) for lab in RUPTURE_LABELS) for i in run), 4
+                ),
+                repaired=repair_at is not None,
+                repair_utterance=repair_at,
+                resolved=resolved,
+            )
+        )
     return episodes

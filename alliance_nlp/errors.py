@@ -1,4 +1,5 @@
 """User-facing errors: one clear line naming the file and the line or field."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,9 @@ class AllianceError(Exception):
 
 
 class InputError(AllianceError):
-    def __init__(self, path: str | os.PathLike | None, message: str, *, line: int | None = None,
-                 field: str | None = None):
+    def __init__(
+        self, path: str | os.PathLike | None, message: str, *, line: int | None = None, field: str | None = None
+    ):
         self.path, self.line, self.field, self.message = (str(path) if path else None), line, field, message
         where = self.path or "<input>"
         if line is not None:

@@ -1,4 +1,5 @@
 """Atomic file writing: a reader never sees half a file, and a failure leaves no partial output."""
+
 from __future__ import annotations
 
 import contextlib

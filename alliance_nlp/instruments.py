@@ -4,6 +4,7 @@ An instrument is a small JSON scale file (items, range, subscale key, reverse-ke
 CALPAS, STAR or a lab's licensed WAI key can be added without code. Items are referred to by number
 only: item wording is copyrighted and never shipped.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,13 +50,18 @@ def load_scale(name_or_path: str | os.PathLike) -> Scale:
     if not p.is_file():
         p = SCALES_DIR / f"{str(name_or_path).lower()}.json"
     if not p.is_file():
-        raise InputError(name_or_path, f"unknown instrument; shipped: {', '.join(available_scales())}, "
-                                       "or give a scale file path")
+        raise InputError(
+            name_or_path, f"unknown instrument; shipped: {', '.join(available_scales())}, or give a scale file path"
+        )
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
-        scale = Scale(**{k: d[k] for k in ("name", "items", "min", "max")},
-                      subscales=d.get("subscales"), reverse=d.get("reverse"), score=d.get("score", "mean"),
-                      description=d.get("description", ""))
+        scale = Scale(
+            **{k: d[k] for k in ("name", "items", "min", "max")},
+            subscales=d.get("subscales"),
+            reverse=d.get("reverse"),
+            score=d.get("score", "mean"),
+            description=d.get("description", ""),
+        )
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise InputError(p, f"invalid scale file: {exc}") from None
     if scale.max <= scale.min:
@@ -70,8 +76,9 @@ def load_scale(name_or_path: str | os.PathLike) -> Scale:
 _ITEM_COL = re.compile(r"^(?:item|i|q|wai)?[_\s-]?(\d+)$", re.I)
 
 
-def read_ratings(path: str | os.PathLike, scale: Scale, id_column: str = "session",
-                 sums: bool = False) -> dict[str, dict[str, float]]:
+def read_ratings(
+    path: str | os.PathLike, scale: Scale, id_column: str = "session", sums: bool = False
+) -> dict[str, dict[str, float]]:
     """Ratings CSV -> {session id: {goal, task, bond, total}} on the WAI-SR metric.
 
     Columns: the id column plus subscale scores (goal, task, bond), a total, or item responses
@@ -96,8 +103,12 @@ def read_ratings(path: str | os.PathLike, scale: Scale, id_column: str = "sessio
     if not sub_at and not item_at:
         raise InputError(p, "no rating columns: expected goal/task/bond/total or item1..itemN", line=1)
     if item_at and not sub_at and not scale.subscales:
-        raise InputError(p, f"item-level ratings need the {scale.name} item key; give a scale file with "
-                            "'subscales' (and 'reverse') via --scale, or subscale scores", line=1)
+        raise InputError(
+            p,
+            f"item-level ratings need the {scale.name} item key; give a scale file with "
+            "'subscales' (and 'reverse') via --scale, or subscale scores",
+            line=1,
+        )
     per_sub_items = scale.items / 3
     out: dict[str, dict[str, float]] = {}
     for n, row in enumerate(rows[1:], start=2):
@@ -121,8 +132,9 @@ def read_ratings(path: str | os.PathLike, scale: Scale, id_column: str = "sessio
             items = {k: _num(row[i], p, n, header[i]) for k, i in item_at.items()}
             for k, v in items.items():
                 if v is not None and not scale.min <= v <= scale.max:
-                    raise InputError(p, f"item response {v} outside {scale.min}-{scale.max}", line=n,
-                                     field=header[item_at[k]])
+                    raise InputError(
+                        p, f"item response {v} outside {scale.min}-{scale.max}", line=n, field=header[item_at[k]]
+                    )
             rev = set(scale.reverse or [])
             for s, key in (scale.subscales or {}).items():
                 vals = [scale.reverse_item(v) if k in rev else v for k in key if (v := items.get(k)) is not None]
@@ -146,6 +158,10 @@ def _num(v: str, p: Path, line: int, field: str) -> float | None:
 
 def _check_range(x: float, p: Path, line: int, field: str, scale: Scale) -> float:
     if not TARGET_MIN - 1e-9 <= x <= TARGET_MAX + 1e-9:
-        raise InputError(p, f"score outside the {scale.name} range {scale.min}-{scale.max} "
-                            "(sums? use --sums)", line=line, field=field)
+        raise InputError(
+            p,
+            f"score outside the {scale.name} range {scale.min}-{scale.max} (sums? use --sums)",
+            line=line,
+            field=field,
+        )
     return x

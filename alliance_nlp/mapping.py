@@ -10,6 +10,7 @@ marker probability over that role's utterances (12 rates), plus the share of rup
 repaired. Means of probabilities, not counts of thresholded labels, so short sessions are not
 all-or-nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ from .session import SUBSCALES
 
 FORMAT = "alliance-nlp/wai-mapping"
 VERSION = 2
-LEGACY_FORMAT = "alliance-nlp/calibration"   # v0.1 files from `alliance-nlp calibrate`
+LEGACY_FORMAT = "alliance-nlp/calibration"  # v0.1 files from `alliance-nlp calibrate`
 SCALE = "WAI-SR item mean (1-5)"
 SCALE_MIN, SCALE_MAX = 1.0, 5.0
 ROLES = ("therapist", "client")
@@ -54,6 +55,7 @@ def features_from(P: np.ndarray, roles: np.ndarray, repaired_share: float) -> np
 @dataclass
 class WaiMapping:
     """Per-subscale linear models on `features`; `resid_sd[k]` is the cross-validated residual SD."""
+
     models: dict[str, LinearModel]
     resid_sd: dict[str, float]
     features: tuple[str, ...] = FEATURES
@@ -75,8 +77,14 @@ class WaiMapping:
 
     # ---- fitting ------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, X: np.ndarray, Y: dict[str, np.ndarray], groups: Sequence[Any] | None = None,
-            alpha: float = 10.0, meta: dict[str, Any] | None = None) -> WaiMapping:
+    def fit(
+        cls,
+        X: np.ndarray,
+        Y: dict[str, np.ndarray],
+        groups: Sequence[Any] | None = None,
+        alpha: float = 10.0,
+        meta: dict[str, Any] | None = None,
+    ) -> WaiMapping:
         """One ridge per subscale (NaN ratings skipped); residual SD from grouped 5-fold CV."""
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import Ridge
@@ -90,8 +98,9 @@ class WaiMapping:
         for name, y in Y.items():
             y = np.asarray(y, dtype=float)
             ok = ~np.isnan(y)
-            pipe = make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True),
-                                 StandardScaler(), Ridge(alpha=alpha))
+            pipe = make_pipeline(
+                SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(), Ridge(alpha=alpha)
+            )
             pipe.fit(X[ok], y[ok])
             n_splits = min(5, len(set(g[ok])))
             if n_splits >= 2:
@@ -100,7 +109,7 @@ class WaiMapping:
             else:
                 sd = float(np.std(y[ok]))
             imputer, scaler, ridge = pipe.steps[0][1], pipe.steps[1][1], pipe.steps[2][1]
-            scaler.mean_ = imputer.statistics_   # missing features take the imputed (training) mean
+            scaler.mean_ = imputer.statistics_  # missing features take the imputed (training) mean
             models[name] = LinearModel.from_sklearn(name, FEATURES, scaler, ridge)
             resid[name] = sd
             info[name] = {"n": int(ok.sum()), "cv_rmse": round(sd, 4)}
@@ -108,9 +117,14 @@ class WaiMapping:
 
     # ---- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "scale": SCALE, "features": list(self.features),
-                "meta": self.meta,
-                "subscales": {k: {"model": m.to_dict(), "resid_sd": self.resid_sd[k]} for k, m in self.models.items()}}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "scale": SCALE,
+            "features": list(self.features),
+            "meta": self.meta,
+            "subscales": {k: {"model": m.to_dict(), "resid_sd": self.resid_sd[k]} for k, m in self.models.items()},
+        }
 
     def save(self, path: str | os.PathLike) -> None:
         write_json_atomic(path, self.to_dict())
@@ -132,16 +146,29 @@ class WaiMapping:
         feats = tuple(d.get("features", FEATURES))
         if feats != FEATURES:
             raise ValueError(f"features {list(feats)} differ from this version's {list(FEATURES)}")
-        if d.get("format") == LEGACY_FORMAT:   # v0.1: plain ridge numbers per subscale
-            models = {k: LinearModel(name=k, features=list(FEATURES), mean=v["mean"], scale=v["scale"],
-                                     coef=v["coef"], intercept=float(v["intercept"]))
-                      for k, v in d["subscales"].items()}
-            return cls(models, {k: float(v["resid_sd"]) for k, v in d["subscales"].items()}, feats,
-                       dict(d.get("meta", {})))
+        if d.get("format") == LEGACY_FORMAT:  # v0.1: plain ridge numbers per subscale
+            models = {
+                k: LinearModel(
+                    name=k,
+                    features=list(FEATURES),
+                    mean=v["mean"],
+                    scale=v["scale"],
+                    coef=v["coef"],
+                    intercept=float(v["intercept"]),
+                )
+                for k, v in d["subscales"].items()
+            }
+            return cls(
+                models, {k: float(v["resid_sd"]) for k, v in d["subscales"].items()}, feats, dict(d.get("meta", {}))
+            )
         if d.get("format") != FORMAT:
             raise ValueError(f"format {d.get('format')!r} is not {FORMAT!r}")
         subs = d["subscales"]
         if not subs or set(subs) - set(SUBSCALES):
             raise ValueError(f"subscales must be among {', '.join(SUBSCALES)}")
-        return cls({k: LinearModel.from_dict(v["model"]) for k, v in subs.items()},
-                   {k: float(v["resid_sd"]) for k, v in subs.items()}, feats, dict(d.get("meta", {})))
+        return cls(
+            {k: LinearModel.from_dict(v["model"]) for k, v in subs.items()},
+            {k: float(v["resid_sd"]) for k, v in subs.items()},
+            feats,
+            dict(d.get("meta", {})),
+        )

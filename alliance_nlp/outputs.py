@@ -1,5 +1,6 @@
 """What `analyze` writes for a session (session.json, utterances.csv, summary.json) and how the other
 commands read it back (`load_results`)."""
+
 from __future__ import annotations
 
 import csv
@@ -24,10 +25,15 @@ def utterance_rows(session: Session) -> list[dict[str, Any]]:
     for ti, _turn, u in session.iter_utterances():
         sp = session.speakers.get(u.speaker)
         row = {
-            "source": u.source, "turn": ti, "utterance": n, "speaker": u.speaker,
+            "source": u.source,
+            "turn": ti,
+            "utterance": n,
+            "speaker": u.speaker,
             "role": sp.role if sp else "unknown",
             "role_confidence": None if not sp or sp.role_confidence is None else round(sp.role_confidence, 4),
-            "start": u.start, "end": u.end, "text": u.text,
+            "start": u.start,
+            "end": u.end,
+            "text": u.text,
         }
         if classified:
             for lab in LABELS:
@@ -62,22 +68,36 @@ def summarize(session: Session) -> dict[str, Any]:
     turns = Counter(t.speaker for t in session.turns)
     speakers = []
     for sp in session.speakers.values():
-        speakers.append({
-            "id": sp.id, "name": sp.name, "role": sp.role,
-            "role_confidence": None if sp.role_confidence is None else round(sp.role_confidence, 4),
-            "role_method": sp.role_method, "turns": turns[sp.id], "utterances": utts[sp.id],
-            "words": words[sp.id], "talk_share": round(words[sp.id] / total_words, 4),
-        })
+        speakers.append(
+            {
+                "id": sp.id,
+                "name": sp.name,
+                "role": sp.role,
+                "role_confidence": None if sp.role_confidence is None else round(sp.role_confidence, 4),
+                "role_method": sp.role_method,
+                "turns": turns[sp.id],
+                "utterances": utts[sp.id],
+                "words": words[sp.id],
+                "talk_share": round(words[sp.id] / total_words, 4),
+            }
+        )
     out: dict[str, Any] = {
         "session": session.id,
         "source_path": session.source_path,
         "source_format": session.source_format,
-        "counts": {"speakers": len(session.speakers), "turns": len(session.turns),
-                   "utterances": len(session.utterances), "words": sum(words.values())},
+        "counts": {
+            "speakers": len(session.speakers),
+            "turns": len(session.turns),
+            "utterances": len(session.utterances),
+            "words": sum(words.values()),
+        },
         "duration_seconds": _duration(session),
         "speakers": speakers,
-        "roles": {sp.role: {"speaker": sp.id, "confidence": sp.role_confidence}
-                  for sp in session.speakers.values() if sp.role in ("therapist", "client")},
+        "roles": {
+            sp.role: {"speaker": sp.id, "confidence": sp.role_confidence}
+            for sp in session.speakers.values()
+            if sp.role in ("therapist", "client")
+        },
     }
     if any(u.probabilities for u in session.utterances):
         out["markers"] = {lab: {"count": sum(lab in u.markers for u in session.utterances)} for lab in LABELS}

@@ -4,6 +4,7 @@ The shipped classifier lives in the repository's top-level `models/` folder, whi
 the `alliance_nlp.models` package; role models, the default WAI mapping and instrument scale files
 are in `alliance_nlp/resources/`.
 """
+
 from __future__ import annotations
 
 from importlib import resources

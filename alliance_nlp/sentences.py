@@ -3,6 +3,7 @@
 Shared by diarize (speaker changes inside unlabelled text) and segment (long utterances). Sentence
 splitting uses spaCy's blank English pipeline with the rule-based `sentencizer` (no downloaded model).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -13,11 +14,29 @@ from .session import Utterance, Word
 _NLP = None
 
 
+def _import_spacy() -> Any:
+    """spaCy without torch: its thinc backend imports torch when it can (seconds of start-up) though the
+    rule-based sentencizer never uses it. Where torch is not loaded yet, thinc is told it is absent."""
+    import sys
+
+    if "torch" in sys.modules or "spacy" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError
+    try:
+        import spacy
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
+
+
 def sentencizer() -> Any:
     """The shared spaCy blank-English + sentencizer pipeline (built once per process)."""
     global _NLP
     if _NLP is None:
-        import spacy
+        spacy = _import_spacy()
         nlp = spacy.blank("en")
         nlp.add_pipe("sentencizer")
         _NLP = nlp
@@ -89,9 +108,19 @@ def split_utterance(u: Utterance, spans: list[tuple[int, int]]) -> list[Utteranc
         meta = dict(u.meta)
         if len(spans) > 1:
             meta["sentence"] = k
-        pieces.append(Utterance(text=u.text[a:b], speaker=u.speaker, char_start=u.char_start + a,
-                                char_end=u.char_start + b, start=start, end=end, source=u.source,
-                                words=ws, meta=meta))
+        pieces.append(
+            Utterance(
+                text=u.text[a:b],
+                speaker=u.speaker,
+                char_start=u.char_start + a,
+                char_end=u.char_start + b,
+                start=start,
+                end=end,
+                source=u.source,
+                words=ws,
+                meta=meta,
+            )
+        )
     # keep times monotone even if word times and proportional ones were mixed
     last = None
     for p in pieces:

@@ -6,6 +6,7 @@ classify fills marker probabilities; aggregate fills the typed `Results` (estima
 trajectory). Each component records what it did in `provenance[name]`. A Session round-trips through
 versioned JSON (`to_dict`/`from_dict`, `save`/`load`).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ ROLES: tuple[str, ...] = ("therapist", "client", "other", "unknown")
 @dataclass
 class Word:
     """A time-stamped ASR word (kept so utterance times can follow word boundaries)."""
+
     text: str
     start: float | None = None
     end: float | None = None
@@ -42,6 +44,7 @@ class Utterance:
     `char_start`/`char_end` index into the parent turn's text; `source` is the index of the input
     record (line, row, cue, segment) the utterance came from, so results trace back to the file.
     """
+
     text: str
     speaker: str
     char_start: int = 0
@@ -62,6 +65,7 @@ class Utterance:
 @dataclass
 class Turn:
     """Consecutive speech by one speaker."""
+
     speaker: str
     utterances: list[Utterance] = field(default_factory=list)
     text: str = ""
@@ -108,6 +112,7 @@ class Speaker:
 @dataclass(frozen=True)
 class Estimate:
     """A point estimate on the WAI-SR metric (item mean 1-5) with its interval; None when undefined."""
+
     estimate: float | None
     low: float | None
     high: float | None
@@ -120,8 +125,9 @@ class Estimate:
 class Episode:
     """A rupture-repair episode: a run of rupture markers, whether a repair followed, and whether the
     client's next utterances were collaborative again (None: the session ended first)."""
+
     index: int
-    type: str                      # "withdrawal", "confrontation" or "mixed"
+    type: str  # "withdrawal", "confrontation" or "mixed"
     start_utterance: int
     end_utterance: int
     start: float | None
@@ -147,8 +153,9 @@ class Episode:
 class Window:
     """A stretch of a session: `minutes`-long on the clock, or a fixed number of turns without times.
     Index ranges are half-open: turns [turn_start, turn_end), utterances [utt_start, utt_end)."""
+
     index: int
-    by: str                        # "time" | "turns"
+    by: str  # "time" | "turns"
     start: float | None
     end: float | None
     turn_start: int
@@ -163,13 +170,17 @@ class Window:
 @dataclass(frozen=True)
 class WindowEstimate:
     """Estimates for one window of the within-session trajectory."""
+
     window: Window
     estimates: dict[str, Estimate]
     ruptures: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.window.to_dict(), **{k: v.to_dict() for k, v in self.estimates.items()},
-                "ruptures": self.ruptures}
+        return {
+            **self.window.to_dict(),
+            **{k: v.to_dict() for k, v in self.estimates.items()},
+            "ruptures": self.ruptures,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WindowEstimate:
@@ -180,8 +191,9 @@ class WindowEstimate:
 @dataclass
 class Results:
     """Session-level results. `to_dict` keeps the flat summary.json shape researchers script against."""
-    estimates: dict[str, Estimate] = field(default_factory=dict)     # goal, task, bond, total
-    method: dict[str, Any] = field(default_factory=dict)             # scale, interval, mapping
+
+    estimates: dict[str, Estimate] = field(default_factory=dict)  # goal, task, bond, total
+    method: dict[str, Any] = field(default_factory=dict)  # scale, interval, mapping
     features: dict[str, float | None] = field(default_factory=dict)  # what the mapping read
     episodes: list[Episode] = field(default_factory=list)
     trajectory: list[WindowEstimate] = field(default_factory=list)
@@ -190,8 +202,12 @@ class Results:
     @property
     def ruptures(self) -> dict[str, int]:
         eps = self.episodes
-        return {"episodes": len(eps), "repaired": sum(e.repaired for e in eps),
-                "unrepaired": sum(not e.repaired for e in eps), "resolved": sum(bool(e.resolved) for e in eps)}
+        return {
+            "episodes": len(eps),
+            "repaired": sum(e.repaired for e in eps),
+            "unrepaired": sum(not e.repaired for e in eps),
+            "resolved": sum(bool(e.resolved) for e in eps),
+        }
 
     def __bool__(self) -> bool:
         return bool(self.estimates)
@@ -199,21 +215,28 @@ class Results:
     def to_dict(self) -> dict[str, Any]:
         if not self:
             return {}
-        return {**{k: v.to_dict() for k, v in self.estimates.items()},
-                "estimate_method": self.method, "features": self.features,
-                "episodes": [e.to_dict() for e in self.episodes], "ruptures": self.ruptures,
-                "trajectory": {"by": self.trajectory_by, "windows": [w.to_dict() for w in self.trajectory]}}
+        return {
+            **{k: v.to_dict() for k, v in self.estimates.items()},
+            "estimate_method": self.method,
+            "features": self.features,
+            "episodes": [e.to_dict() for e in self.episodes],
+            "ruptures": self.ruptures,
+            "trajectory": {"by": self.trajectory_by, "windows": [w.to_dict() for w in self.trajectory]},
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Results:
         if not d:
             return cls()
         traj = d.get("trajectory") or {}
-        return cls(estimates={k: Estimate(**d[k]) for k in ESTIMATES if k in d},
-                   method=dict(d.get("estimate_method", {})), features=dict(d.get("features", {})),
-                   episodes=[Episode.from_dict(e) for e in d.get("episodes", [])],
-                   trajectory=[WindowEstimate.from_dict(w) for w in traj.get("windows", [])],
-                   trajectory_by=traj.get("by"))
+        return cls(
+            estimates={k: Estimate(**d[k]) for k in ESTIMATES if k in d},
+            method=dict(d.get("estimate_method", {})),
+            features=dict(d.get("features", {})),
+            episodes=[Episode.from_dict(e) for e in d.get("episodes", [])],
+            trajectory=[WindowEstimate.from_dict(w) for w in traj.get("windows", [])],
+            trajectory_by=traj.get("by"),
+        )
 
 
 @dataclass
@@ -223,8 +246,8 @@ class Session:
     speakers: dict[str, Speaker] = field(default_factory=dict)
     source_path: str | None = None
     source_format: str | None = None
-    unlabelled: bool = False                 # no speaker labels in the input: diarize must find turns
-    meta: dict[str, Any] = field(default_factory=dict)                # what the input file said
+    unlabelled: bool = False  # no speaker labels in the input: diarize must find turns
+    meta: dict[str, Any] = field(default_factory=dict)  # what the input file said
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> what it did
     results: Results = field(default_factory=Results)
 
@@ -287,13 +310,19 @@ class Session:
                 u = dict(u)
                 u["words"] = [Word(**w) for w in u.get("words", [])]
                 utts.append(Utterance(**u))
-            turns.append(Turn(speaker=t["speaker"], utterances=utts, text=t.get("text", ""),
-                              meta=t.get("meta", {})))
+            turns.append(Turn(speaker=t["speaker"], utterances=utts, text=t.get("text", ""), meta=t.get("meta", {})))
         speakers = {s["id"]: Speaker(**s) for s in d.get("speakers", [])}
-        return cls(id=d["id"], turns=turns, speakers=speakers, source_path=d.get("source_path"),
-                   source_format=d.get("source_format"), unlabelled=bool(d.get("unlabelled", False)),
-                   meta=d.get("meta", {}), provenance=d.get("provenance", {}),
-                   results=Results.from_dict(d.get("results", {})))
+        return cls(
+            id=d["id"],
+            turns=turns,
+            speakers=speakers,
+            source_path=d.get("source_path"),
+            source_format=d.get("source_format"),
+            unlabelled=bool(d.get("unlabelled", False)),
+            meta=d.get("meta", {}),
+            provenance=d.get("provenance", {}),
+            results=Results.from_dict(d.get("results", {})),
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         write_json_atomic(path, self.to_dict())

@@ -5,6 +5,7 @@ resample whole clusters (blocks of turns; sessions). A resample is a vector of c
 cluster, summing to the number of clusters: statistics that are sums or means over clusters are then
 a matrix product, and no resample is materialised as a copy of the data (memory stays linear).
 """
+
 from __future__ import annotations
 
 import numpy as np

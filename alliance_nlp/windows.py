@@ -1,4 +1,5 @@
 """Analysis windows over a session: `minutes` on the session clock, or N turns without timestamps."""
+
 from __future__ import annotations
 
 from .session import Session, Window
@@ -34,8 +35,9 @@ def make_windows(session: Session, minutes: float = 5.0, turns: int = 20) -> lis
             j = i
             while j < n and keys[j] == keys[i]:
                 j += 1
-            out.append(Window(len(out), "time", keys[i] * width, (keys[i] + 1) * width,
-                              utt_turn[i], utt_turn[j - 1] + 1, i, j))
+            out.append(
+                Window(len(out), "time", keys[i] * width, (keys[i] + 1) * width, utt_turn[i], utt_turn[j - 1] + 1, i, j)
+            )
             i = j
         return out
     # turn-based
@@ -47,6 +49,16 @@ def make_windows(session: Session, minutes: float = 5.0, turns: int = 20) -> lis
     for a in range(0, len(session.turns), turns):
         b = min(a + turns, len(session.turns))
         ts = [x for t in session.turns[a:b] for x in (t.start, t.end) if x is not None]
-        out.append(Window(len(out), "turns", min(ts) if ts else None, max(ts) if ts else None,
-                          a, b, turn_first_utt[a], turn_first_utt[b]))
+        out.append(
+            Window(
+                len(out),
+                "turns",
+                min(ts) if ts else None,
+                max(ts) if ts else None,
+                a,
+                b,
+                turn_first_utt[a],
+                turn_first_utt[b],
+            )
+        )
     return out

@@ -13,6 +13,7 @@
 Each baseline exposes fit(train_rows, validation_rows) and predict_proba(rows) -> (n, 6), and
 `thresholds` (per label, LABELS order).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -93,8 +94,9 @@ class TfidfLogReg:
         th = np.array([r["role"] == "therapist" for r in rows], dtype=float)
         prev = self.vec_c.transform([r["context_texts"][-1] if r["context_texts"] else "" for r in rows])
         earlier = self.vec_c.transform([" ".join(r["context_texts"][:-1]) for r in rows])
-        prev_th = np.array([bool(r["context_roles"]) and r["context_roles"][-1] == "therapist" for r in rows],
-                           dtype=float)
+        prev_th = np.array(
+            [bool(r["context_roles"]) and r["context_roles"][-1] == "therapist" for r in rows], dtype=float
+        )
         first = np.array([not r["context_texts"] for r in rows], dtype=float)
         dense = sparse.csr_matrix(np.c_[th, 1 - th, prev_th, first])
         return sparse.hstack([utt, sparse.diags(th) @ utt, sparse.diags(1 - th) @ utt, prev, earlier, dense]).tocsr()
@@ -106,8 +108,7 @@ class TfidfLogReg:
 
         kw = dict(ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True)
         self.vec_u = TfidfVectorizer(**kw).fit([r["text"] for r in train])
-        self.vec_c = TfidfVectorizer(max_features=5000, **kw).fit(
-            [r["text"] for r in train])
+        self.vec_c = TfidfVectorizer(max_features=5000, **kw).fit([r["text"] for r in train])
         Xt, Xv = self._features(train), self._features(val)
         Yt, Yv = _labels(train), _labels(val)
         self.models, self.C = [], []

@@ -14,6 +14,7 @@ Text: utterances generated from our own invented vocabulary (never corpus text),
 that the encoder sees about 25 tokens on average with a long tail to 250 (truncated at max_length).
 Writes evaluation/results/bench_classifier.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,19 +33,35 @@ ROOT = Path(__file__).resolve().parents[1]
 
 OPENERS = ["so", "well", "okay", "I guess", "you know", "honestly", "right", "hmm", "yeah", "and"]
 PHRASES = [
-    "I have been thinking about the week", "it was harder than I expected", "my sister called again",
-    "we could look at that together", "what would make the mornings easier", "I keep putting it off",
-    "that sounds like a lot to carry", "I am not sure it will help", "the walks after dinner went well",
-    "you said last time that sleep matters", "part of me wants to change it", "work has been loud and busy",
-    "would it be okay if I suggested something", "it feels like nobody notices", "I tried the list twice",
-    "on a scale from one to ten maybe a six", "let us come back to the plan", "I felt calmer on Tuesday",
-    "the money worries never really stop", "it makes sense that you are tired", "I do not want to argue",
-    "maybe next week I can try again", "the bus was late so I missed it", "it is the same every evening",
+    "I have been thinking about the week",
+    "it was harder than I expected",
+    "my sister called again",
+    "we could look at that together",
+    "what would make the mornings easier",
+    "I keep putting it off",
+    "that sounds like a lot to carry",
+    "I am not sure it will help",
+    "the walks after dinner went well",
+    "you said last time that sleep matters",
+    "part of me wants to change it",
+    "work has been loud and busy",
+    "would it be okay if I suggested something",
+    "it feels like nobody notices",
+    "I tried the list twice",
+    "on a scale from one to ten maybe a six",
+    "let us come back to the plan",
+    "I felt calmer on Tuesday",
+    "the money worries never really stop",
+    "it makes sense that you are tired",
+    "I do not want to argue",
+    "maybe next week I can try again",
+    "the bus was late so I missed it",
+    "it is the same every evening",
 ]
 
 
 def invented_utterance(rng: random.Random) -> str:
-    if rng.random() < 0.01:   # the occasional long monologue
+    if rng.random() < 0.01:  # the occasional long monologue
         n_words = rng.randint(150, 240)
     else:
         n_words = min(230, max(1, int(rng.lognormvariate(2.8, 0.75))))
@@ -74,14 +91,20 @@ def peak_rss_mb() -> float:
 
 # ---- worker (one measurement per process) ------------------------------------------------------
 def worker(args) -> dict:
-    wall0, t0 = time.time(), time.perf_counter()   # includes importing torch and transformers
+    wall0, t0 = time.time(), time.perf_counter()  # includes importing torch and transformers
     import torch
+
     torch.set_num_threads(args.threads)
     from alliance_nlp.classify import MarkerClassifier
+
     clf = MarkerClassifier.load(args.model, device="cpu", batch_size=args.batch_size, dtype=args.dtype)
     load_s = time.perf_counter() - t0
-    out: dict = {"batch_size": args.batch_size, "dtype": args.dtype or "float32", "import_and_load_s": load_s,
-                 "rss_after_load_mb": peak_rss_mb()}
+    out: dict = {
+        "batch_size": args.batch_size,
+        "dtype": args.dtype or "float32",
+        "import_and_load_s": load_s,
+        "rss_after_load_mb": peak_rss_mb(),
+    }
     if args.task == "cold":
         t = time.perf_counter()
         clf(invented_session(12, seed=1))
@@ -108,12 +131,20 @@ def worker(args) -> dict:
         out.update({"bulk_seconds": bulk, "bulk_utterances_per_s": n / statistics.median(bulk)})
         tok = clf.tokenizer
         from alliance_nlp.classify import with_role
-        lens = sorted(len(tok(with_role(u.text, "client"), truncation=True, max_length=clf.max_length)["input_ids"])
-                      for s in sessions for u in s.utterances)
+
+        lens = sorted(
+            len(tok(with_role(u.text, "client"), truncation=True, max_length=clf.max_length)["input_ids"])
+            for s in sessions
+            for u in s.utterances
+        )
         raw = sorted(len(tok(u.text)["input_ids"]) for s in sessions for u in s.utterances)
-        out["tokens"] = {"mean_untruncated": statistics.mean(raw), "p50": raw[len(raw) // 2],
-                         "p95": raw[int(len(raw) * 0.95)], "max_untruncated": raw[-1],
-                         "mean_model_input": statistics.mean(lens)}
+        out["tokens"] = {
+            "mean_untruncated": statistics.mean(raw),
+            "p50": raw[len(raw) // 2],
+            "p95": raw[int(len(raw) * 0.95)],
+            "max_untruncated": raw[-1],
+            "mean_model_input": statistics.mean(lens),
+        }
     elif args.task == "session":
         s = invented_session(600, seed=7)
         clf(invented_session(60, seed=99))  # warm-up
@@ -125,6 +156,7 @@ def worker(args) -> dict:
         out.update({"utterances": len(s.utterances), "seconds": times, "median_s": statistics.median(times)})
     elif args.task == "dtype_agreement":
         import numpy as np
+
         sessions = [invented_session(60, seed=300 + i) for i in range(5)]
         ref = MarkerClassifier.load(args.model, device="cpu")
         a = np.concatenate(ref.predict_proba(sessions))
@@ -136,8 +168,20 @@ def worker(args) -> dict:
 
 
 def run_worker(args, task: str, batch_size: int, dtype: str | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--worker", task, "--spawned-at", repr(time.time()), "--batch-size", str(batch_size), "--threads",
-           str(args.threads), "--utterances", str(args.utterances)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        task,
+        "--spawned-at",
+        repr(time.time()),
+        "--batch-size",
+        str(batch_size),
+        "--threads",
+        str(args.threads),
+        "--utterances",
+        str(args.utterances),
+    ]
     if args.model:
         cmd += ["--model", args.model]
     if dtype:
@@ -167,30 +211,47 @@ def main(argv=None) -> int:
         return 0
 
     import torch
+
     t0 = time.time()
     load1 = os.getloadavg()
     result: dict = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                    "threads": args.threads, "python": platform.python_version(), "torch": torch.__version__,
-                    "load_average_at_start": [round(x, 2) for x in load1]},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "threads": args.threads,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "load_average_at_start": [round(x, 2) for x in load1],
+        },
         "text": "invented utterances (our own phrases), lognormal word counts; never corpus text",
         "cold_start": run_worker(args, "cold", 64),
         "throughput": {str(bs): run_worker(args, "throughput", bs) for bs in (1, 32, 128)},
         "session_50_minutes": run_worker(args, "session", 64),
     }
     if args.bf16:
-        result["bfloat16"] = {"throughput_128": run_worker(args, "throughput", 128, "bfloat16"),
-                              "agreement": run_worker(args, "dtype_agreement", 64, "bfloat16")}
+        result["bfloat16"] = {
+            "throughput_128": run_worker(args, "throughput", 128, "bfloat16"),
+            "agreement": run_worker(args, "dtype_agreement", 64, "bfloat16"),
+        }
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["bench_seconds"] = round(time.time() - t0, 1)
     from alliance_nlp.files import write_json_atomic
+
     write_json_atomic(args.out, result)
     tp = {bs: round(v["utterances_per_s"], 1) for bs, v in result["throughput"].items()}
     bulk = {bs: round(v["bulk_utterances_per_s"], 1) for bs, v in result["throughput"].items()}
-    print(json.dumps({"utterances_per_s": tp, "bulk_utterances_per_s": bulk, "cold_start_s": round(result["cold_start"]["cold_start_to_first_result_s"], 2),
-                      "session_600_s": round(result["session_50_minutes"]["median_s"], 2),
-                      "peak_rss_mb": {bs: round(v["peak_rss_mb"]) for bs, v in result["throughput"].items()}}))
+    print(
+        json.dumps(
+            {
+                "utterances_per_s": tp,
+                "bulk_utterances_per_s": bulk,
+                "cold_start_s": round(result["cold_start"]["cold_start_to_first_result_s"], 2),
+                "session_600_s": round(result["session_50_minutes"]["median_s"], 2),
+                "peak_rss_mb": {bs: round(v["peak_rss_mb"]) for bs, v in result["throughput"].items()},
+            }
+        )
+    )
     return 0
 
 

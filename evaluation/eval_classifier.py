@@ -15,6 +15,7 @@ percentile intervals), also for the paired difference in macro-F1 against each b
 (kappa from data/annotations/manifest.json) is reported next to the model's.
 Writes evaluation/results/classifier.json and classifier.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,11 @@ from training.classifier import average_precision  # noqa: E402
 from training.dataset import build_rows, load_annotations  # noqa: E402
 from training.thresholds import expected_calibration_error  # noqa: E402
 
-MODEL_NAMES = {"classifier": "fine-tuned classifier (ours)", "tfidf_logreg": "TF-IDF + logistic regression",
-               "zero_shot_similarity": "zero-shot construct similarity (base MiniLM)"}
+MODEL_NAMES = {
+    "classifier": "fine-tuned classifier (ours)",
+    "tfidf_logreg": "TF-IDF + logistic regression",
+    "zero_shot_similarity": "zero-shot construct similarity (base MiniLM)",
+}
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -50,25 +54,39 @@ def kappa(a: np.ndarray, b: np.ndarray) -> float:
 
 def label_metrics(y: np.ndarray, p: np.ndarray, t: float) -> dict:
     pred = (p >= t).astype(int)
-    tp, fp, fn = int(((pred == 1) & (y == 1)).sum()), int(((pred == 1) & (y == 0)).sum()), int(((pred == 0) & (y == 1)).sum())
+    tp, fp, fn = (
+        int(((pred == 1) & (y == 1)).sum()),
+        int(((pred == 1) & (y == 0)).sum()),
+        int(((pred == 0) & (y == 1)).sum()),
+    )
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else float("nan")
     f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
-    return {"precision": prec, "recall": rec, "f1": f1, "auprc": average_precision(y, p),
-            "ece": expected_calibration_error(y, p), "brier": float(np.mean((p - y) ** 2)), "kappa": kappa(y, pred),
-            "positives": int(y.sum()), "predicted": int(pred.sum())}
+    return {
+        "precision": prec,
+        "recall": rec,
+        "f1": f1,
+        "auprc": average_precision(y, p),
+        "ece": expected_calibration_error(y, p),
+        "brier": float(np.mean((p - y) ** 2)),
+        "kappa": kappa(y, pred),
+        "positives": int(y.sum()),
+        "predicted": int(pred.sum()),
+    }
 
 
 def all_metrics(Y: np.ndarray, P: np.ndarray, thr: np.ndarray) -> dict:
     per = {l: label_metrics(Y[:, j], P[:, j], thr[j]) for j, l in enumerate(LABELS)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return {"labels": per,
-                "macro_f1": float(np.nanmean([v["f1"] for v in per.values()])),
-                "macro_auprc": float(np.nanmean([v["auprc"] for v in per.values()])),
-                "mean_ece": float(np.nanmean([v["ece"] for v in per.values()])),
-                "mean_brier": float(np.nanmean([v["brier"] for v in per.values()])),
-                "mean_kappa": float(np.nanmean([v["kappa"] for v in per.values()]))}
+        return {
+            "labels": per,
+            "macro_f1": float(np.nanmean([v["f1"] for v in per.values()])),
+            "macro_auprc": float(np.nanmean([v["auprc"] for v in per.values()])),
+            "mean_ece": float(np.nanmean([v["ece"] for v in per.values()])),
+            "mean_brier": float(np.nanmean([v["brier"] for v in per.values()])),
+            "mean_kappa": float(np.nanmean([v["kappa"] for v in per.values()])),
+        }
 
 
 SCALARS = ("macro_f1", "macro_auprc", "mean_ece", "mean_brier", "mean_kappa")
@@ -80,8 +98,7 @@ def bootstrap(Y, preds: dict, thr: dict, sessions: np.ndarray, B: int, seed: int
     paired macro-F1 difference classifier - baseline."""
     uniq = np.unique(sessions)
     members = [np.flatnonzero(sessions == s) for s in uniq]
-    draws: dict = {m: {k: [] for k in SCALARS} | {f"{l}.{k}": [] for l in LABELS for k in PER_LABEL}
-                   for m in preds}
+    draws: dict = {m: {k: [] for k in SCALARS} | {f"{l}.{k}": [] for l in LABELS for k in PER_LABEL} for m in preds}
     diffs = {m: [] for m in preds if m != "classifier"} if "classifier" in preds else {}
     for counts in cluster_bootstrap_counts(len(uniq), B, seed):
         idx = resampled_rows(counts, members)
@@ -102,7 +119,8 @@ def bootstrap(Y, preds: dict, thr: dict, sessions: np.ndarray, B: int, seed: int
 
     out = {m: {k: ci(v) for k, v in d.items()} for m, d in draws.items()}
     out["macro_f1_difference_vs_classifier"] = {
-        m: {"ci95": ci(v), "share_above_zero": float(np.mean(np.asarray(v) > 0))} for m, v in diffs.items() if v}
+        m: {"ci95": ci(v), "share_above_zero": float(np.mean(np.asarray(v) > 0))} for m, v in diffs.items() if v
+    }
     return out
 
 
@@ -110,14 +128,20 @@ def bootstrap(Y, preds: dict, thr: dict, sessions: np.ndarray, B: int, seed: int
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder (default: the shipped models/alliance-markers-v1)")
-    ap.add_argument("--annotations", help="release JSONL (default: the release the model was trained on, else the current one)")
+    ap.add_argument(
+        "--annotations", help="release JSONL (default: the release the model was trained on, else the current one)"
+    )
     ap.add_argument("--corpus-dir")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "classifier"))
-    ap.add_argument("--no-card", dest="card", action="store_false",
-                    help="do not rewrite the metrics block of the model's README.md (model card)")
+    ap.add_argument(
+        "--no-card",
+        dest="card",
+        action="store_false",
+        help="do not rewrite the metrics block of the model's README.md (model card)",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -145,9 +169,12 @@ def main(argv=None) -> int:
     trained_on = config.get("training", {}).get("data", {})
     now = data_version(ann)
     if trained_on.get("sha256") and trained_on.get("sha256") != now.get("sha256"):
-        print(f"warning: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
-              f"{now['sha256'][:12]}; splits are drawn per release, so some test sessions of this release "
-              "may have been trained on: figures from this run are not held-out", file=sys.stderr)
+        print(
+            f"warning: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
+            f"{now['sha256'][:12]}; splits are drawn per release, so some test sessions of this release "
+            "may have been trained on: figures from this run are not held-out",
+            file=sys.stderr,
+        )
     analysed = {}
     for corpus in sorted({r["corpus"] for r in test}):
         whole = read_corpus(corpus, args.corpus_dir)
@@ -174,40 +201,65 @@ def main(argv=None) -> int:
     for corpus in sorted({r["corpus"] for r in test}):
         m = np.array([r["corpus"] == corpus for r in test])
         by_corpus[corpus] = {
-            "utterances": int(m.sum()), "sessions": int(len(np.unique(sess_ids[m]))),
+            "utterances": int(m.sum()),
+            "sessions": int(len(np.unique(sess_ids[m]))),
             **{name: all_metrics(Y[m], P[m], thr[name]) for name, P in preds.items()},
-            "ci95": {k: v for k, v in bootstrap(Y[m], {n: P[m] for n, P in preds.items()}, thr, sess_ids[m],
-                                                 min(args.bootstrap, 300), args.seed).items()
-                     if k == "classifier"}}
+            "ci95": {
+                k: v
+                for k, v in bootstrap(
+                    Y[m], {n: P[m] for n, P in preds.items()}, thr, sess_ids[m], min(args.bootstrap, 300), args.seed
+                ).items()
+                if k == "classifier"
+            },
+        }
     adj = np.array([r.get("coder") == "adjudicated" for r in test])
     adjudicated = None
     if adj.any():
-        adjudicated = {"utterances": int(adj.sum()), "sessions": int(len(np.unique(sess_ids[adj]))),
-                       "kappa": {l: kappa(Y[adj, j], (preds["classifier"][adj, j] >= thr["classifier"][j]).astype(int))
-                                 for j, l in enumerate(LABELS)}}
+        adjudicated = {
+            "utterances": int(adj.sum()),
+            "sessions": int(len(np.unique(sess_ids[adj]))),
+            "kappa": {
+                l: kappa(Y[adj, j], (preds["classifier"][adj, j] >= thr["classifier"][j]).astype(int))
+                for j, l in enumerate(LABELS)
+            },
+        }
 
     manifest = ANN_ROOT / "manifest.json"
     coders = json.loads(manifest.read_text()).get("reliability") if manifest.is_file() else None
 
     result = {
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": str(model_path), "model_config": {k: config.get(k) for k in ("name", "base_model", "context", "lora")},
-        "data": {**now, "trained_on": trained_on,
-                 "test": {"utterances": len(test), "sessions": int(len(np.unique(sess_ids))),
-                          "positives": dict(zip(LABELS, map(int, Y.sum(0))))}},
-        "protocol": {"split": "session-grouped held-out test (AnnoMI by video, ESConv by conversation)",
-                     "path": "whole sessions through Pipeline(diarize, segment, classify); records cut by "
-                             "segment take the max over their pieces; the model's thresholds",
-                     "thresholds": "per label, max F1 on validation", "bootstrap": args.bootstrap,
-                     "interval": "95% percentile, cluster bootstrap over test sessions",
-                     "ece": "10 equal-width bins per label", "seed": args.seed},
-        "results": {m: {**point[m], "ci95": cis[m], "thresholds": dict(zip(LABELS, map(float, thr[m])))}
-                    for m in preds},
+        "model": str(model_path),
+        "model_config": {k: config.get(k) for k in ("name", "base_model", "context", "lora")},
+        "data": {
+            **now,
+            "trained_on": trained_on,
+            "test": {
+                "utterances": len(test),
+                "sessions": int(len(np.unique(sess_ids))),
+                "positives": dict(zip(LABELS, map(int, Y.sum(0)))),
+            },
+        },
+        "protocol": {
+            "split": "session-grouped held-out test (AnnoMI by video, ESConv by conversation)",
+            "path": "whole sessions through Pipeline(diarize, segment, classify); records cut by "
+            "segment take the max over their pieces; the model's thresholds",
+            "thresholds": "per label, max F1 on validation",
+            "bootstrap": args.bootstrap,
+            "interval": "95% percentile, cluster bootstrap over test sessions",
+            "ece": "10 equal-width bins per label",
+            "seed": args.seed,
+        },
+        "results": {
+            m: {**point[m], "ci95": cis[m], "thresholds": dict(zip(LABELS, map(float, thr[m])))} for m in preds
+        },
         "macro_f1_difference": cis["macro_f1_difference_vs_classifier"],
         "by_corpus": by_corpus,
-        "agreement": {"coder_coder": coders, "model_vs_release_labels_test": {
-            l: point["classifier"]["labels"][l]["kappa"] for l in LABELS},
-            "model_vs_adjudicated_test": adjudicated},
+        "agreement": {
+            "coder_coder": coders,
+            "model_vs_release_labels_test": {l: point["classifier"]["labels"][l]["kappa"] for l in LABELS},
+            "model_vs_adjudicated_test": adjudicated,
+        },
         "timings": {**timings, "total_s": round(time.time() - t0, 1)},
     }
     out = Path(args.out)
@@ -272,53 +324,83 @@ def _ci(c):
 
 def render_md(r: dict) -> str:
     d = r["data"]
-    L = ["# Alliance-marker classifier: held-out test evaluation", "",
-         f"Generated {r['generated']} by `python -m evaluation.eval_classifier`. Model `{r['model_config']['name']}` "
-         f"(base {r['model_config']['base_model']['name']}).",
-         f"Data: {d.get('release')} (sha256 {str(d.get('sha256'))[:12]}, {d.get('utterances')} utterances); "
-         f"test split: {d['test']['utterances']} utterances in {d['test']['sessions']} sessions, never used for "
-         f"training, model selection or tuning. Intervals: {r['protocol']['interval']} "
-         f"({r['protocol']['bootstrap']} resamples). Thresholds and calibration: fitted on validation.", "",
-         "## Summary", "",
-         "| model | macro-F1 [95% CI] | macro-AUPRC [95% CI] | mean ECE [95% CI] | mean Brier | mean kappa |",
-         "|---|---|---|---|---|---|"]
+    L = [
+        "# Alliance-marker classifier: held-out test evaluation",
+        "",
+        f"Generated {r['generated']} by `python -m evaluation.eval_classifier`. Model `{r['model_config']['name']}` "
+        f"(base {r['model_config']['base_model']['name']}).",
+        f"Data: {d.get('release')} (sha256 {str(d.get('sha256'))[:12]}, {d.get('utterances')} utterances); "
+        f"test split: {d['test']['utterances']} utterances in {d['test']['sessions']} sessions, never used for "
+        f"training, model selection or tuning. Intervals: {r['protocol']['interval']} "
+        f"({r['protocol']['bootstrap']} resamples). Thresholds and calibration: fitted on validation.",
+        "",
+        "## Summary",
+        "",
+        "| model | macro-F1 [95% CI] | macro-AUPRC [95% CI] | mean ECE [95% CI] | mean Brier | mean kappa |",
+        "|---|---|---|---|---|---|",
+    ]
     for m, v in r["results"].items():
-        L.append(f"| {MODEL_NAMES.get(m, m)} | {_f(v['macro_f1'])} {_ci(v['ci95']['macro_f1'])} | "
-                 f"{_f(v['macro_auprc'])} {_ci(v['ci95']['macro_auprc'])} | {_f(v['mean_ece'])} "
-                 f"{_ci(v['ci95']['mean_ece'])} | {_f(v['mean_brier'], 4)} | {_f(v['mean_kappa'])} |")
+        L.append(
+            f"| {MODEL_NAMES.get(m, m)} | {_f(v['macro_f1'])} {_ci(v['ci95']['macro_f1'])} | "
+            f"{_f(v['macro_auprc'])} {_ci(v['ci95']['macro_auprc'])} | {_f(v['mean_ece'])} "
+            f"{_ci(v['ci95']['mean_ece'])} | {_f(v['mean_brier'], 4)} | {_f(v['mean_kappa'])} |"
+        )
     L += ["", "Paired difference in macro-F1 (classifier minus baseline), same bootstrap resamples:", ""]
     for m, v in r["macro_f1_difference"].items():
-        L.append(f"- vs {MODEL_NAMES.get(m, m)}: 95% CI {_ci(v['ci95'])}; share of resamples above zero "
-                 f"{_f(v['share_above_zero'], 3)}")
+        L.append(
+            f"- vs {MODEL_NAMES.get(m, m)}: 95% CI {_ci(v['ci95'])}; share of resamples above zero "
+            f"{_f(v['share_above_zero'], 3)}"
+        )
     for m, v in r["results"].items():
-        L += ["", f"## Per label: {MODEL_NAMES.get(m, m)}", "",
-              "| label | test positives | precision | recall | F1 [95% CI] | AUPRC [95% CI] | ECE | Brier | kappa | threshold |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+        L += [
+            "",
+            f"## Per label: {MODEL_NAMES.get(m, m)}",
+            "",
+            "| label | test positives | precision | recall | F1 [95% CI] | AUPRC [95% CI] | ECE | Brier | kappa | threshold |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for l in LABELS:
             x = v["labels"][l]
-            L.append(f"| `{l}` | {x['positives']} | {_f(x['precision'])} | {_f(x['recall'])} | {_f(x['f1'])} "
-                     f"{_ci(v['ci95'][f'{l}.f1'])} | {_f(x['auprc'])} {_ci(v['ci95'][f'{l}.auprc'])} | "
-                     f"{_f(x['ece'])} | {_f(x['brier'], 4)} | {_f(x['kappa'])} | {_f(v['thresholds'][l])} |")
-    L += ["", "## By corpus (test)", "", "| corpus | utterances | sessions | classifier macro-F1 [95% CI] | "
-          "TF-IDF macro-F1 | zero-shot macro-F1 |", "|---|---|---|---|---|---|"]
+            L.append(
+                f"| `{l}` | {x['positives']} | {_f(x['precision'])} | {_f(x['recall'])} | {_f(x['f1'])} "
+                f"{_ci(v['ci95'][f'{l}.f1'])} | {_f(x['auprc'])} {_ci(v['ci95'][f'{l}.auprc'])} | "
+                f"{_f(x['ece'])} | {_f(x['brier'], 4)} | {_f(x['kappa'])} | {_f(v['thresholds'][l])} |"
+            )
+    L += [
+        "",
+        "## By corpus (test)",
+        "",
+        "| corpus | utterances | sessions | classifier macro-F1 [95% CI] | TF-IDF macro-F1 | zero-shot macro-F1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for c, v in r["by_corpus"].items():
-        L.append(f"| {c} | {v['utterances']} | {v['sessions']} | {_f(v['classifier']['macro_f1'])} "
-                 f"{_ci(v['ci95']['classifier']['macro_f1'])} | {_f(v['tfidf_logreg']['macro_f1'])} | "
-                 f"{_f(v['zero_shot_similarity']['macro_f1'])} |")
+        L.append(
+            f"| {c} | {v['utterances']} | {v['sessions']} | {_f(v['classifier']['macro_f1'])} "
+            f"{_ci(v['ci95']['classifier']['macro_f1'])} | {_f(v['tfidf_logreg']['macro_f1'])} | "
+            f"{_f(v['zero_shot_similarity']['macro_f1'])} |"
+        )
     a = r["agreement"]
     h = a["coder_coder"]
     L += ["", "## Agreement: model vs coders", ""]
     if h:
-        L.append(f"Coder-coder (independent AI coding agents, codebook 5.6): {h.get('n_utterances')} utterances "
-                 f"in {h.get('sessions')} double-coded sessions "
-                 f"(pooled over {len(h.get('rounds', [])) or 1} double-coding round(s); from "
-                 "data/annotations/manifest.json). Model: "
-                 "thresholded markers vs the release labels on the test split"
-                 + (f"; and vs adjudicated labels on the {a['model_vs_adjudicated_test']['utterances']} test "
-                    "utterances from adjudicated sessions." if a["model_vs_adjudicated_test"] else
-                    " (no adjudicated session fell in the test split)."))
-    L += ["", "| label | coder-coder kappa | model vs release labels (test) | model vs adjudicated (test) |",
-          "|---|---|---|---|"]
+        L.append(
+            f"Coder-coder (independent AI coding agents, codebook 5.6): {h.get('n_utterances')} utterances "
+            f"in {h.get('sessions')} double-coded sessions "
+            f"(pooled over {len(h.get('rounds', [])) or 1} double-coding round(s); from "
+            "data/annotations/manifest.json). Model: "
+            "thresholded markers vs the release labels on the test split"
+            + (
+                f"; and vs adjudicated labels on the {a['model_vs_adjudicated_test']['utterances']} test "
+                "utterances from adjudicated sessions."
+                if a["model_vs_adjudicated_test"]
+                else " (no adjudicated session fell in the test split)."
+            )
+        )
+    L += [
+        "",
+        "| label | coder-coder kappa | model vs release labels (test) | model vs adjudicated (test) |",
+        "|---|---|---|---|",
+    ]
     for l in LABELS:
         hk = h["labels"][l]["kappa"] if h else None
         ak = a["model_vs_adjudicated_test"]["kappa"][l] if a["model_vs_adjudicated_test"] else None

@@ -13,6 +13,7 @@ Measures
     python -m evaluation.eval_diarize [--corpus-dir DIR] [--folds 5]
 Writes evaluation/results/diarize.json and diarize.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,7 @@ BAR = 0.97
 
 def eval_roles(d: Diarizer, cs) -> dict:
     s, gold = labelled_session(cs)
-    s = Pipeline([("diarize", d)])(s)    # the component as analyze runs it (fold models inside)
+    s = Pipeline([("diarize", d)])(s)  # the component as analyze runs it (fold models inside)
     pred = {sid: sp.role for sid, sp in s.speakers.items()}
     conf = min(sp.role_confidence for sp in s.speakers.values())
     return {"correct": all(pred.get(sid) == r for sid, r in gold.items()), "confidence": conf}
@@ -116,9 +117,12 @@ def main(argv=None) -> int:
     misses = []
     for fold, (tr, te) in enumerate(GroupKFold(n_splits=args.folds).split(sessions, groups=groups)):
         train = [sessions[i] for i in tr]
-        d = Diarizer(role_model=fit_role_model(train, role_ex), turn_model=fit_turn_model(train, turn_ex),
-                     unit_model=fit_unit_role_model(train, turn_ex) if args.decoder == "viterbi" else False,
-                     emission_weight=args.emission_weight)
+        d = Diarizer(
+            role_model=fit_role_model(train, role_ex),
+            turn_model=fit_turn_model(train, turn_ex),
+            unit_model=fit_unit_role_model(train, turn_ex) if args.decoder == "viterbi" else False,
+            emission_weight=args.emission_weight,
+        )
         for i in te:
             cs = sessions[i]
             r = eval_roles(d, cs)
@@ -132,10 +136,17 @@ def main(argv=None) -> int:
                 unl[lay][cs.corpus]["sessions"] += 1
         print(f"fold {fold + 1}/{args.folds} done ({time.time() - t0:.0f}s)", flush=True)
 
-    res = {"evaluated": _dt.date.today().isoformat(), "decoder": args.decoder,
-           "emission_weight": args.emission_weight, "protocol": f"GroupKFold({args.folds}) by AnnoMI video_url / "
-           "ESConv conversation; both models retrained per fold; labels hidden", "bar_role_accuracy": BAR,
-           "roles": {}, "unlabelled": {}, "role_misses": sorted(misses)}
+    res = {
+        "evaluated": _dt.date.today().isoformat(),
+        "decoder": args.decoder,
+        "emission_weight": args.emission_weight,
+        "protocol": f"GroupKFold({args.folds}) by AnnoMI video_url / "
+        "ESConv conversation; both models retrained per fold; labels hidden",
+        "bar_role_accuracy": BAR,
+        "roles": {},
+        "unlabelled": {},
+        "role_misses": sorted(misses),
+    }
     allr = []
     for corpus in ("annomi", "esconv"):
         rs = roles_by[corpus]
@@ -164,50 +175,80 @@ def _role_summary(rs):
     c = sum(r["correct"] for r in rs)
     conf_ok = [r["confidence"] for r in rs if r["correct"]]
     conf_bad = [r["confidence"] for r in rs if not r["correct"]]
-    return {"sessions": n, "correct": c, "accuracy": round(c / n, 4) if n else None,
-            "mean_confidence_correct": round(float(np.mean(conf_ok)), 4) if conf_ok else None,
-            "mean_confidence_wrong": round(float(np.mean(conf_bad)), 4) if conf_bad else None}
+    return {
+        "sessions": n,
+        "correct": c,
+        "accuracy": round(c / n, 4) if n else None,
+        "mean_confidence_correct": round(float(np.mean(conf_ok)), 4) if conf_ok else None,
+        "mean_confidence_wrong": round(float(np.mean(conf_bad)), 4) if conf_bad else None,
+    }
 
 
 def _unl_summary(m):
     p, r, f = prf(m["tp"], m["fp"], m["fn"])
     u = m["units"] or 1
-    return {"sessions": m["sessions"], "units": m["units"], "change_precision": round(p, 4),
-            "change_recall": round(r, 4), "change_f1": round(f, 4),
-            "speaker_accuracy": round(m["speaker_correct"] / u, 4), "role_accuracy_per_unit": round(m["role_correct"] / u, 4)}
+    return {
+        "sessions": m["sessions"],
+        "units": m["units"],
+        "change_precision": round(p, 4),
+        "change_recall": round(r, 4),
+        "change_f1": round(f, 4),
+        "speaker_accuracy": round(m["speaker_correct"] / u, 4),
+        "role_accuracy_per_unit": round(m["role_correct"] / u, 4),
+    }
 
 
 def markdown(res) -> str:
-    L = ["# Diarization evaluation (development corpora)", "",
-         f"Protocol: {res['protocol']}. Evaluated {res['evaluated']}. Unlabelled decoder: {res['decoder']}"
-         f" (emission weight {res['emission_weight']}).", "",
-         "## Role attribution (gold speaker turns, roles hidden; session correct = both roles right)", "",
-         "| corpus | sessions | correct | accuracy | mean conf. (right) | mean conf. (wrong) |",
-         "|---|---:|---:|---:|---:|---:|"]
+    L = [
+        "# Diarization evaluation (development corpora)",
+        "",
+        f"Protocol: {res['protocol']}. Evaluated {res['evaluated']}. Unlabelled decoder: {res['decoder']}"
+        f" (emission weight {res['emission_weight']}).",
+        "",
+        "## Role attribution (gold speaker turns, roles hidden; session correct = both roles right)",
+        "",
+        "| corpus | sessions | correct | accuracy | mean conf. (right) | mean conf. (wrong) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for k, v in res["roles"].items():
-        L.append(f"| {k} | {v['sessions']} | {v['correct']} | {v['accuracy']:.3f} | "
-                 f"{v['mean_confidence_correct'] or float('nan'):.3f} | {v['mean_confidence_wrong'] or float('nan'):.3f} |")
+        L.append(
+            f"| {k} | {v['sessions']} | {v['correct']} | {v['accuracy']:.3f} | "
+            f"{v['mean_confidence_correct'] or float('nan'):.3f} | {v['mean_confidence_wrong'] or float('nan'):.3f} |"
+        )
     acc = res["roles"]["all"]["accuracy"]
-    L += ["", f"Bar: >= {res['bar_role_accuracy']:.0%} of development sessions -> "
-              f"{'MET' if acc >= res['bar_role_accuracy'] else 'NOT MET'} ({acc:.1%}).", "",
-          "## Unlabelled text (speaker changes between sentences; two-party alternation)", "",
-          "Layouts: `turns` = one line per corpus utterance; `sentences` = one line per sentence; "
-          "`chunks` = lines of 2-12 sentences cut regardless of speaker (pasted blocks, ASR segments).", "",
-          "| layout | corpus | sessions | sentence units | change P | change R | change F1 | speaker acc. | role acc./unit |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    L += [
+        "",
+        f"Bar: >= {res['bar_role_accuracy']:.0%} of development sessions -> "
+        f"{'MET' if acc >= res['bar_role_accuracy'] else 'NOT MET'} ({acc:.1%}).",
+        "",
+        "## Unlabelled text (speaker changes between sentences; two-party alternation)",
+        "",
+        "Layouts: `turns` = one line per corpus utterance; `sentences` = one line per sentence; "
+        "`chunks` = lines of 2-12 sentences cut regardless of speaker (pasted blocks, ASR segments).",
+        "",
+        "| layout | corpus | sessions | sentence units | change P | change R | change F1 | speaker acc. | role acc./unit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for lay, by in res["unlabelled"].items():
         for k, v in by.items():
-            L.append(f"| {lay} | {k} | {v['sessions']} | {v['units']} | {v['change_precision']:.3f} | "
-                     f"{v['change_recall']:.3f} | {v['change_f1']:.3f} | {v['speaker_accuracy']:.3f} | "
-                     f"{v['role_accuracy_per_unit']:.3f} |")
-    L += ["", "Speaker accuracy: best of the two SPEAKER_A/B permutations per session, weighted by sentence "
-              "units. Role accuracy per unit: end to end (split + roles), no permutation.", "",
-          "Notes: the speaker split assumes two parties. The Viterbi emission weight (1.0) was compared "
-          "with 0.6 and 1.6 on this same cross-validation (differences <= 0.01), so it is lightly tuned "
-          "on these figures. In `chunks` a unit's gold speaker is that of the gold sentence it starts in. "
-          "Confidence on the wrongly attributed sessions is still high (mean above), so treat role "
-          "confidence as a ranking, not an error rate. These are development-corpus figures (AnnoMI "
-          "demonstration videos, ESConv peer-support chats); real clinical transcripts may differ.", ""]
+            L.append(
+                f"| {lay} | {k} | {v['sessions']} | {v['units']} | {v['change_precision']:.3f} | "
+                f"{v['change_recall']:.3f} | {v['change_f1']:.3f} | {v['speaker_accuracy']:.3f} | "
+                f"{v['role_accuracy_per_unit']:.3f} |"
+            )
+    L += [
+        "",
+        "Speaker accuracy: best of the two SPEAKER_A/B permutations per session, weighted by sentence "
+        "units. Role accuracy per unit: end to end (split + roles), no permutation.",
+        "",
+        "Notes: the speaker split assumes two parties. The Viterbi emission weight (1.0) was compared "
+        "with 0.6 and 1.6 on this same cross-validation (differences <= 0.01), so it is lightly tuned "
+        "on these figures. In `chunks` a unit's gold speaker is that of the gold sentence it starts in. "
+        "Confidence on the wrongly attributed sessions is still high (mean above), so treat role "
+        "confidence as a ranking, not an error rate. These are development-corpus figures (AnnoMI "
+        "demonstration videos, ESConv peer-support chats); real clinical transcripts may differ.",
+        "",
+    ]
     return "\n".join(L)
 
 

@@ -23,6 +23,7 @@ Findings are grouped by kind and place, and the first input of each is saved (--
 fixed and kept in tests/fuzz_regressions/. The normal test suite runs the same generators through
 hypothesis for a fixed small budget (tests/test_fuzz_readers.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,10 @@ import tempfile
 import time
 import traceback
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "data" / "examples"
@@ -49,13 +51,33 @@ Files = dict[str, bytes]  # file name -> content; the first is the one to read
 
 # ---- building blocks -------------------------------------------------------------------------------------------
 
-WORDS = ("I feel like the week was hard and we talked about sleep work mother okay yes really maybe "
-         "don't can't naïve café über Grüße 你好 ¿qué? — … 🙂 well um uh").split()
+WORDS = (
+    "I feel like the week was hard and we talked about sleep work mother okay yes really maybe "
+    "don't can't naïve café über Grüße 你好 ¿qué? — … 🙂 well um uh"
+).split()
 RUN_CHARS = " \t:<>([]{}\"',.;-_&=+@#*0912aZé\x15\\/|\u00a0\u3000\uff1a"
 SMALL_RUNS = (1, 2, 5, 40, 300, 2000)
 BIG_RUNS = SMALL_RUNS + (20000, 120000)
-NAMES = ("T", "C", "Therapist", "Client", "Dr. Smith", "SPEAKER_00", "SPEAKER_01", "Counsellor 2", "Client (J.)",
-         "Sam", "Mother", "interviewer", "Pt", "Dr. Rivera", "UNKNOWN", "Speaker A", "THE", "CLI")
+NAMES = (
+    "T",
+    "C",
+    "Therapist",
+    "Client",
+    "Dr. Smith",
+    "SPEAKER_00",
+    "SPEAKER_01",
+    "Counsellor 2",
+    "Client (J.)",
+    "Sam",
+    "Mother",
+    "interviewer",
+    "Pt",
+    "Dr. Rivera",
+    "UNKNOWN",
+    "Speaker A",
+    "THE",
+    "CLI",
+)
 
 
 def say(r: random.Random) -> str:
@@ -67,15 +89,45 @@ def say(r: random.Random) -> str:
 
 def run(r: random.Random, big: bool) -> str:
     n = r.choice(BIG_RUNS if big else SMALL_RUNS)
-    unit = r.choice([r.choice(RUN_CHARS), r.choice(RUN_CHARS) + r.choice(RUN_CHARS), "1:", " :", "<v", "a ",
-                     "(.", "[1", "&-", "\\u", "\",", "--> ", "0:0"])
+    unit = r.choice(
+        [
+            r.choice(RUN_CHARS),
+            r.choice(RUN_CHARS) + r.choice(RUN_CHARS),
+            "1:",
+            " :",
+            "<v",
+            "a ",
+            "(.",
+            "[1",
+            "&-",
+            "\\u",
+            '",',
+            "--> ",
+            "0:0",
+        ]
+    )
     return (unit * (n // len(unit) + 1))[:n]
 
 
 def number(r: random.Random, big: bool) -> str:
     digits = r.choice([1, 3, 20, 400, 5000] if big else [1, 3, 20, 400, 4400])
-    return r.choice(["9" * digits, "-" + "9" * digits, "1e999", "-1", "1.5", "0", "NaN", "Infinity",
-                     "1" * digits + "." + "5" * digits, "99999999999:00:00", "00:61:00", "1:2:3:4", "0x1F"])
+    return r.choice(
+        [
+            "9" * digits,
+            "-" + "9" * digits,
+            "1e999",
+            "-1",
+            "1.5",
+            "0",
+            "NaN",
+            "Infinity",
+            "1" * digits + "." + "5" * digits,
+            "99999999999:00:00",
+            "00:61:00",
+            "1:2:3:4",
+            "0x1F",
+        ]
+    )
 
 
 def nasty(r: random.Random, big: bool) -> str:
@@ -87,10 +139,35 @@ def nasty(r: random.Random, big: bool) -> str:
         return number(r, big)
     if k < 0.75:
         n = r.choice([3, 99, 101, 1000, 5000] + ([100000] if big else []))
-        return r.choice(["[", "{", "[{\"a\":"]) * n
-    return r.choice(["\x00", "\ufeff", "\u2028", "\x85", "\x0c", "\r", "\x1c", "\ud800", "\udcff", "\x15",
-                     "\u202e", "\U0001f600" * 3, "<v>", "<v   >", "</v>", "-->", "WEBVTT", "@Begin", "*CHI:",
-                     "sep=;", "\"", "\\", "%snd:\"x\"_", "\x15" + number(r, big) + "_1\x15"])
+        return r.choice(["[", "{", '[{"a":']) * n
+    return r.choice(
+        [
+            "\x00",
+            "\ufeff",
+            "\u2028",
+            "\x85",
+            "\x0c",
+            "\r",
+            "\x1c",
+            "\ud800",
+            "\udcff",
+            "\x15",
+            "\u202e",
+            "\U0001f600" * 3,
+            "<v>",
+            "<v   >",
+            "</v>",
+            "-->",
+            "WEBVTT",
+            "@Begin",
+            "*CHI:",
+            "sep=;",
+            '"',
+            "\\",
+            '%snd:"x"_',
+            "\x15" + number(r, big) + "_1\x15",
+        ]
+    )
 
 
 def maybe(r: random.Random, good: str, big: bool, p: float = 0.08) -> str:
@@ -99,8 +176,13 @@ def maybe(r: random.Random, good: str, big: bool, p: float = 0.08) -> str:
 
 def clock(r: random.Random, big: bool, sep: str = ".", p: float = 0.08) -> str:
     t = r.uniform(0, 7200)
-    good = r.choice([f"{int(t // 3600):02d}:{int(t // 60 % 60):02d}:{t % 60:06.3f}".replace(".", sep),
-                     f"{int(t // 60)}:{int(t % 60):02d}", f"{t:.2f}"])
+    good = r.choice(
+        [
+            f"{int(t // 3600):02d}:{int(t // 60 % 60):02d}:{t % 60:06.3f}".replace(".", sep),
+            f"{int(t // 60)}:{int(t % 60):02d}",
+            f"{t:.2f}",
+        ]
+    )
     return maybe(r, good, big, p)
 
 
@@ -122,7 +204,7 @@ def encode(r: random.Random, text: str) -> bytes:
         return text.encode("cp1252", "replace")
     data = bytearray(text.encode("utf-8", "surrogatepass"))
     for _ in range(r.randint(1, 4)):
-        data.insert(r.randint(0, len(data)), r.choice([0x80, 0xff, 0xc3, 0xed, 0x81, 0x00]))
+        data.insert(r.randint(0, len(data)), r.choice([0x80, 0xFF, 0xC3, 0xED, 0x81, 0x00]))
     return bytes(data)
 
 
@@ -143,10 +225,28 @@ def dumps(v: Any) -> str:
 def junk(r: random.Random, big: bool) -> Any:
     """A JSON value of the wrong type or a hostile one."""
     # (no canary here: a junk value may land in an identifier field, which messages may quote when short)
-    return r.choice([None, True, False, -1, 0, 2.5, [], {}, [1, 2], {"a": {"b": []}}, "", "abc def",
-                     Raw(number(r, big).replace(":", "")) if r.random() < 0.5 else "x",
-                     Raw("[" * r.choice([50, 101, 3000]) + "]" * r.choice([50, 101, 3000])),
-                     nasty(r, big), "\\ud800 x", Raw('"\\ud800\\udc00x\\udfff"'), Raw('"\\ud800"')])
+    return r.choice(
+        [
+            None,
+            True,
+            False,
+            -1,
+            0,
+            2.5,
+            [],
+            {},
+            [1, 2],
+            {"a": {"b": []}},
+            "",
+            "abc def",
+            Raw(number(r, big).replace(":", "")) if r.random() < 0.5 else "x",
+            Raw("[" * r.choice([50, 101, 3000]) + "]" * r.choice([50, 101, 3000])),
+            nasty(r, big),
+            "\\ud800 x",
+            Raw('"\\ud800\\udc00x\\udfff"'),
+            Raw('"\\ud800"'),
+        ]
+    )
 
 
 def jval(r: random.Random, good: Any, big: bool, p: float = 0.08) -> Any:
@@ -155,6 +255,7 @@ def jval(r: random.Random, good: Any, big: bool, p: float = 0.08) -> Any:
 
 # ---- per-format generators ---------------------------------------------------------------------------------------
 
+
 def gen_text(r: random.Random, big: bool = False) -> Files:
     lines = []
     if r.random() < 0.3:
@@ -162,9 +263,23 @@ def gen_text(r: random.Random, big: bool = False) -> Files:
     names = r.sample(NAMES, 2)
     for _ in range(r.randint(0, 25)):
         name, text, t = maybe(r, r.choice(names), big), say(r), clock(r, big)
-        lines.append(r.choice([f"[{t}] {name}: {text}", f"{name} [{t}]: {text}", f"{name}: ({t}) {text}",
-                               f"{t} - {name}: {text}", f"{name}: {text}", f"{name}: {text}", text, "",
-                               f"[{t}]", maybe(r, text, big, 0.5), f"{name} (aside): {text}"]))
+        lines.append(
+            r.choice(
+                [
+                    f"[{t}] {name}: {text}",
+                    f"{name} [{t}]: {text}",
+                    f"{name}: ({t}) {text}",
+                    f"{t} - {name}: {text}",
+                    f"{name}: {text}",
+                    f"{name}: {text}",
+                    text,
+                    "",
+                    f"[{t}]",
+                    maybe(r, text, big, 0.5),
+                    f"{name} (aside): {text}",
+                ]
+            )
+        )
         if r.random() < 0.05:
             lines.append(nasty(r, big))
     nl = newline(r)
@@ -186,15 +301,23 @@ def gen_otter(r: random.Random, big: bool = False) -> Files:
 
 
 def gen_csv(r: random.Random, big: bool = False, tsv: bool = False) -> Files:
-    cols = r.sample(["speaker", "text", "start", "end", "role", "utterance_text", "begin", "interlocutor",
-                     "utterance_id", "notes"], r.randint(1, 6))
+    cols = r.sample(
+        ["speaker", "text", "start", "end", "role", "utterance_text", "begin", "interlocutor", "utterance_id", "notes"],
+        r.randint(1, 6),
+    )
     if r.random() < 0.1:
         cols[r.randrange(len(cols))] = nasty(r, big)
     delim = "\t" if tsv else r.choice([",", ",", ";", "|", "\t"])
 
     def cell(c: str) -> str:
-        v = {"speaker": r.choice(NAMES), "interlocutor": r.choice(["therapist", "client"]), "role": "client",
-             "start": clock(r, big), "begin": clock(r, big), "end": clock(r, big)}.get(c) or say(r)
+        v = {
+            "speaker": r.choice(NAMES),
+            "interlocutor": r.choice(["therapist", "client"]),
+            "role": "client",
+            "start": clock(r, big),
+            "begin": clock(r, big),
+            "end": clock(r, big),
+        }.get(c) or say(r)
         v = maybe(r, v, big)
         return '"' + v.replace('"', '""') + '"' if r.random() < 0.4 or delim in v or "\n" in v else v
 
@@ -213,9 +336,11 @@ def gen_tsv(r: random.Random, big: bool = False) -> Files:
 def _items(r: random.Random, big: bool) -> list:
     items = []
     for _ in range(r.randint(0, 15)):
-        it = {r.choice(["speaker", "name", "Speaker", "who"]): jval(r, r.choice(NAMES), big),
-              r.choice(["text", "utterance", "content", "TEXT"]): jval(r, say(r), big),
-              r.choice(["start", "begin", "timestamp"]): jval(r, r.choice([r.uniform(0, 3000), clock(r, big)]), big)}
+        it = {
+            r.choice(["speaker", "name", "Speaker", "who"]): jval(r, r.choice(NAMES), big),
+            r.choice(["text", "utterance", "content", "TEXT"]): jval(r, say(r), big),
+            r.choice(["start", "begin", "timestamp"]): jval(r, r.choice([r.uniform(0, 3000), clock(r, big)]), big),
+        }
         if r.random() < 0.5:
             it["end"] = jval(r, r.uniform(0, 3000), big)
         if r.random() < 0.2:
@@ -261,8 +386,11 @@ def _words(r: random.Random, big: bool, n: int) -> list:
     out = []
     for _ in range(n):
         d = r.uniform(0.05, 1.0)
-        w = {"word": jval(r, r.choice(WORDS), big), "start": jval(r, round(t, 3), big),
-             "end": jval(r, round(t + d, 3), big)}
+        w = {
+            "word": jval(r, r.choice(WORDS), big),
+            "start": jval(r, round(t, 3), big),
+            "end": jval(r, round(t + d, 3), big),
+        }
         if r.random() < 0.7:
             w["score"] = jval(r, round(r.random(), 3), big)
         if r.random() < 0.5:
@@ -278,8 +406,11 @@ def gen_whisperx(r: random.Random, big: bool = False) -> Files:
     else:
         segs = []
         for _ in range(r.randint(0, 10)):
-            seg = {"start": jval(r, r.uniform(0, 500), big), "end": jval(r, r.uniform(0, 500), big),
-                   "text": jval(r, say(r), big)}
+            seg = {
+                "start": jval(r, r.uniform(0, 500), big),
+                "end": jval(r, r.uniform(0, 500), big),
+                "text": jval(r, say(r), big),
+            }
             if r.random() < 0.7:
                 seg["speaker"] = jval(r, r.choice(["SPEAKER_00", "SPEAKER_01"]), big)
             if r.random() < 0.7:
@@ -294,8 +425,15 @@ def gen_rttm(r: random.Random, big: bool = False) -> Files:
     for _ in range(r.randint(0, 20)):
         dur = r.choice([0.0, r.uniform(0.1, 8), r.uniform(0, 600)])
         onset = clock(r, big, p=0.03) if r.random() < 0.05 else f"{t:.3f}"
-        lines.append(maybe(r, f"SPEAKER s 1 {onset} {maybe(r, f'{dur:.3f}', big, 0.04)} <NA> <NA> "
-                              f"{r.choice(['A', 'B', 'spk_0'])} <NA> <NA>", big, 0.05))
+        lines.append(
+            maybe(
+                r,
+                f"SPEAKER s 1 {onset} {maybe(r, f'{dur:.3f}', big, 0.04)} <NA> <NA> "
+                f"{r.choice(['A', 'B', 'spk_0'])} <NA> <NA>",
+                big,
+                0.05,
+            )
+        )
         t += r.choice([-1.0, 0.0, dur, dur + 0.5, r.uniform(0, 5)])
         t = max(t, 0.0)
     if r.random() < 0.2:
@@ -309,10 +447,15 @@ def gen_convokit(r: random.Random, big: bool = False) -> Files:
     convs = r.choice([["c1"], ["c1"], ["c1", "c2"]])
     objs = []
     for i in range(r.randint(0, 15)):
-        o = {"id": f"u{i}", "speaker": jval(r, r.choice(NAMES), big), "text": jval(r, say(r), big),
-             "conversation_id": jval(r, r.choice(convs), big), "reply_to": None,
-             "timestamp": jval(r, 1_700_000_000 + i * r.choice([1, 7, 60]), big),
-             "meta": jval(r, {"role": r.choice(["therapist", "client", "x"])}, big)}
+        o = {
+            "id": f"u{i}",
+            "speaker": jval(r, r.choice(NAMES), big),
+            "text": jval(r, say(r), big),
+            "conversation_id": jval(r, r.choice(convs), big),
+            "reply_to": None,
+            "timestamp": jval(r, 1_700_000_000 + i * r.choice([1, 7, 60]), big),
+            "meta": jval(r, {"role": r.choice(["therapist", "client", "x"])}, big),
+        }
         if r.random() < 0.05:
             del o[r.choice(["text", "speaker"])]
         objs.append(jval(r, o, big, 0.03))
@@ -336,8 +479,18 @@ def gen_vtt(r: random.Random, big: bool = False) -> Files:
             out.append(str(i + 1))
         out.append(maybe(r, f"{ts(a)} --> {ts(b)}", big, 0.06) + r.choice(["", " align:start position:10%"]))
         name = r.choice(NAMES)
-        out.append(r.choice([f"<v {maybe(r, name, big)}>{say(r)}</v>", f"{maybe(r, name, big)}: {say(r)}", say(r),
-                             f"<v.loud {name}>{say(r)}", f"<i>{say(r)}</i>", maybe(r, say(r), big, 0.4)]))
+        out.append(
+            r.choice(
+                [
+                    f"<v {maybe(r, name, big)}>{say(r)}</v>",
+                    f"{maybe(r, name, big)}: {say(r)}",
+                    say(r),
+                    f"<v.loud {name}>{say(r)}",
+                    f"<i>{say(r)}</i>",
+                    maybe(r, say(r), big, 0.4),
+                ]
+            )
+        )
         if r.random() < 0.2:
             out.append(say(r))
         out.append("")
@@ -351,8 +504,11 @@ def gen_srt(r: random.Random, big: bool = False) -> Files:
         a, b = t, t + r.uniform(0, 5)
         ts = lambda x: f"{int(x // 3600):02d}:{int(x // 60 % 60):02d}:{x % 60:06.3f}".replace(".", ",")  # noqa: E731
         out += [maybe(r, str(i + 1), big, 0.03), maybe(r, f"{ts(a)} --> {ts(b)}", big, 0.06)]
-        out.append(r.choice([f"{maybe(r, r.choice(NAMES), big)}: {say(r)}", say(r), f"<i>{say(r)}</i>",
-                             maybe(r, say(r), big, 0.4)]))
+        out.append(
+            r.choice(
+                [f"{maybe(r, r.choice(NAMES), big)}: {say(r)}", say(r), f"<i>{say(r)}</i>", maybe(r, say(r), big, 0.4)]
+            )
+        )
         if r.random() < 0.2:
             out.append(say(r))
         out.append("")
@@ -361,14 +517,32 @@ def gen_srt(r: random.Random, big: bool = False) -> Files:
 
 
 def gen_cha(r: random.Random, big: bool = False) -> Files:
-    out = ["@UTF8", "@Begin", "@Languages:\teng",
-           maybe(r, "@Participants:\tTHE Therapist Therapist, CLI Client Client", big),
-           maybe(r, "@ID:\teng|corpus|THE|||||Therapist|||", big)]
+    out = [
+        "@UTF8",
+        "@Begin",
+        "@Languages:\teng",
+        maybe(r, "@Participants:\tTHE Therapist Therapist, CLI Client Client", big),
+        maybe(r, "@ID:\teng|corpus|THE|||||Therapist|||", big),
+    ]
     t = 0
     for _ in range(r.randint(0, 15)):
         spk = maybe(r, r.choice(["THE", "CLI"]), big, 0.04)
-        body = say(r) + r.choice(["", " [/]", " &-um", " (.)", " [= laughs]", " +...", " xxx", " <going to> [//]",
-                                  " &=laughs", " (be)cause", " ice_cream", "@s:spa"])
+        body = say(r) + r.choice(
+            [
+                "",
+                " [/]",
+                " &-um",
+                " (.)",
+                " [= laughs]",
+                " +...",
+                " xxx",
+                " <going to> [//]",
+                " &=laughs",
+                " (be)cause",
+                " ice_cream",
+                "@s:spa",
+            ]
+        )
         d = r.randint(0, 9000)
         bullet = maybe(r, f"{t}_{t + d}", big, 0.08)
         out.append(f"*{spk}:\t{maybe(r, body, big, 0.06)} \x15{bullet}\x15" if r.random() < 0.7 else f"*{spk}:\t{body}")
@@ -382,28 +556,34 @@ def gen_cha(r: random.Random, big: bool = False) -> Files:
 
 
 # docx: a minimal package written directly, so that tables can carry any gridSpan / vMerge / gridBefore
-_CT = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/'
-       'package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-       'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/'
-       'document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
-       '</Types>')
-_RELS = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats'
-         '.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
-         'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>')
+_CT = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/'
+    'package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+    'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/'
+    'document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+    "</Types>"
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats'
+    '.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+    'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>'
+)
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 
 def _xml_text(s: str) -> str:
-    s = "".join(ch for ch in s if ch in "\t\n\r"
-                or (" " <= ch and not "\ud800" <= ch <= "\udfff" and ch not in "\ufffe\uffff"))
+    s = "".join(
+        ch for ch in s if ch in "\t\n\r" or (" " <= ch and not "\ud800" <= ch <= "\udfff" and ch not in "\ufffe\uffff")
+    )
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _para(text: str, r: random.Random) -> str:
-    runs = "".join(f"<w:r><w:t xml:space=\"preserve\">{_xml_text(p)}</w:t></w:r>"
-                   for p in re.split(r"(?<=:) ", text, maxsplit=1))
+    runs = "".join(
+        f'<w:r><w:t xml:space="preserve">{_xml_text(p)}</w:t></w:r>' for p in re.split(r"(?<=:) ", text, maxsplit=1)
+    )
     if r.random() < 0.05:
-        runs += f"<w:r><w:br w:type=\"{r.choice(['page', 'textWrapping', 'bogus'])}\"/></w:r>"
+        runs += f'<w:r><w:br w:type="{r.choice(["page", "textWrapping", "bogus"])}"/></w:r>'
     return f"<w:p>{runs}</w:p>"
 
 
@@ -427,19 +607,31 @@ def gen_docx(r: random.Random, big: bool = False) -> Files:
                 if r.random() < 0.08:
                     props.append(f'<w:gridSpan w:val="{r.choice(["2", "0", "-3", "abc", "1e3", "70", "999999999"])}"/>')
                 if r.random() < 0.1 or (i and r.random() < 0.02 * (i % 7)):
-                    props.append(r.choice(['<w:vMerge/>', '<w:vMerge w:val="continue"/>', '<w:vMerge w:val="restart"/>',
-                                           '<w:vMerge w:val="bogus"/>']))
+                    props.append(
+                        r.choice(
+                            [
+                                "<w:vMerge/>",
+                                '<w:vMerge w:val="continue"/>',
+                                '<w:vMerge w:val="restart"/>',
+                                '<w:vMerge w:val="bogus"/>',
+                            ]
+                        )
+                    )
                 tcpr = f"<w:tcPr>{''.join(props)}</w:tcPr>" if props else ""
                 tcs.append(f"<w:tc>{tcpr}{_para(maybe(r, c, big, 0.03), r)}</w:tc>")
             trpr = f'<w:trPr><w:gridBefore w:val="{r.choice(["1", "x"])}"/></w:trPr>' if r.random() < 0.03 else ""
             trs.append(f"<w:tr>{trpr}{''.join(tcs)}</w:tr>")
         if r.random() < 0.05:  # a long vertical merge: python-docx resolves each cell recursively to the top
-            trs += ['<w:tr><w:tc><w:tcPr><w:vMerge w:val="continue"/></w:tcPr><w:p/></w:tc><w:tc><w:p><w:r><w:t>'
-                    f'{_xml_text(say(r))}</w:t></w:r></w:p></w:tc></w:tr>'] * r.choice([50, 1200 if big else 300])
+            trs += [
+                '<w:tr><w:tc><w:tcPr><w:vMerge w:val="continue"/></w:tcPr><w:p/></w:tc><w:tc><w:p><w:r><w:t>'
+                f"{_xml_text(say(r))}</w:t></w:r></w:p></w:tc></w:tr>"
+            ] * r.choice([50, 1200 if big else 300])
         grid = "".join("<w:gridCol/>" for _ in range(ncol))
         body.append(f"<w:tbl><w:tblGrid>{grid}</w:tblGrid>{''.join(trs)}</w:tbl>")
-    doc = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{_W}"><w:body>'
-           f'{"".join(body)}</w:body></w:document>')
+    doc = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{_W}"><w:body>'
+        f"{''.join(body)}</w:body></w:document>"
+    )
     if r.random() < 0.05:  # XML-level damage
         i = r.randint(0, len(doc))
         doc = doc[:i] + r.choice(["<", "&", "</w:p>", "<w:p>", "\x00", nasty(r, big)]) + doc[i:]
@@ -454,18 +646,33 @@ def gen_docx(r: random.Random, big: bool = False) -> Files:
 
 
 GENERATORS: dict[str, Callable[..., Files]] = {
-    "text": gen_text, "otter": gen_otter, "csv": gen_csv, "tsv": gen_tsv, "json": gen_json,
-    "whisperx": gen_whisperx, "rttm": gen_rttm, "convokit": gen_convokit, "vtt": gen_vtt, "srt": gen_srt,
-    "cha": gen_cha, "docx": gen_docx,
+    "text": gen_text,
+    "otter": gen_otter,
+    "csv": gen_csv,
+    "tsv": gen_tsv,
+    "json": gen_json,
+    "whisperx": gen_whisperx,
+    "rttm": gen_rttm,
+    "convokit": gen_convokit,
+    "vtt": gen_vtt,
+    "srt": gen_srt,
+    "cha": gen_cha,
+    "docx": gen_docx,
 }
 
 # ---- mutation of the shipped examples ------------------------------------------------------------------------
 
 EXAMPLE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {  # format -> (file, companion files)
-    "text": ("session_cbt.txt", ()), "otter": ("session_otter.txt", ()), "csv": ("session_export.csv", ()),
-    "json": ("session_whisperx.json", ()), "whisperx": ("session_whisperx.json", ()),
-    "rttm": ("session.rttm", ("session_words.json",)), "convokit": ("session_convokit/utterances.jsonl", ()),
-    "vtt": ("session_zoom.vtt", ()), "srt": ("session_teams.srt", ()), "cha": ("session.cha", ()),
+    "text": ("session_cbt.txt", ()),
+    "otter": ("session_otter.txt", ()),
+    "csv": ("session_export.csv", ()),
+    "json": ("session_whisperx.json", ()),
+    "whisperx": ("session_whisperx.json", ()),
+    "rttm": ("session.rttm", ("session_words.json",)),
+    "convokit": ("session_convokit/utterances.jsonl", ()),
+    "vtt": ("session_zoom.vtt", ()),
+    "srt": ("session_teams.srt", ()),
+    "cha": ("session.cha", ()),
     "docx": ("session_table.docx", ()),
 }
 EXAMPLE_FILES_MORE = {"vtt": "session_teams.vtt", "text": "session_unlabelled.txt", "docx": "session.docx"}
@@ -481,10 +688,10 @@ def mutate(r: random.Random, data: bytes, big: bool = False) -> bytes:
         elif k < 0.35:
             b[i:i] = bytes(r.randrange(256) for _ in range(r.randint(1, 8)))
         elif k < 0.5:
-            del b[i:i + r.randint(1, 64)]
+            del b[i : i + r.randint(1, 64)]
         elif k < 0.6:
             j = r.randint(0, len(b))
-            chunk = b[min(i, j):max(i, j)][: 2**16]
+            chunk = b[min(i, j) : max(i, j)][: 2**16]
             b[i:i] = chunk * r.randint(1, 8 if big else 3)
         elif k < 0.9:
             b[i:i] = nasty(r, big).encode("utf-8", "surrogatepass")
@@ -533,11 +740,11 @@ class Outcome:
     fmt: str
     detect: bool
     ok: bool = False
-    error: str | None = None     # exception class name
+    error: str | None = None  # exception class name
     message: str = ""
-    where: str = ""              # file:line of the raising frame (for grouping)
+    where: str = ""  # file:line of the raising frame (for grouping)
     seconds: float = 0.0
-    peak: int = 0                # traced bytes
+    peak: int = 0  # traced bytes
     turns: int = 0
     findings: list[str] = field(default_factory=list)
 
@@ -586,8 +793,9 @@ def read_once(path: Path, fmt: str | None, trace: bool) -> Outcome:
     return out
 
 
-def judge(out: Outcome, size: int, lines: int, hang_s: float = HANG_S, base: int | None = None,
-          values: int = 0) -> list[str]:
+def judge(
+    out: Outcome, size: int, lines: int, hang_s: float = HANG_S, base: int | None = None, values: int = 0
+) -> list[str]:
     """The findings for one outcome (empty when the reader behaved)."""
     found = []
     if out.error and out.error.startswith("!"):
@@ -637,6 +845,7 @@ def input_stats(files: Files) -> tuple[int, int, int, int]:
 
 # ---- the long run: a worker process per input stream ---------------------------------------------------------
 
+
 def _worker(conn, mem_limit: int) -> None:
     import resource
 
@@ -683,8 +892,9 @@ class Runner:
             except EOFError:
                 pass
         # hung, or died (killed for memory): end this worker
-        out = Outcome(fmt or "detect", fmt is None, error="!Hang" if self.proc.is_alive() else "!WorkerDied",
-                      seconds=self.timeout)
+        out = Outcome(
+            fmt or "detect", fmt is None, error="!Hang" if self.proc.is_alive() else "!WorkerDied", seconds=self.timeout
+        )
         out.where = "worker"
         self.proc.kill()
         self.proc.join()
@@ -701,14 +911,21 @@ class Runner:
 
 def replay(folder: Path, fmt: str | None) -> int:
     """Read a saved finding (its first file, or the one given) in this process and show what happened."""
-    path = folder if folder.is_file() else sorted(p for p in folder.iterdir() if p.suffix != ".json" or
-                                                  p.name.startswith("s") and "words" not in p.name)[0]
+    path = (
+        folder
+        if folder.is_file()
+        else sorted(
+            p for p in folder.iterdir() if p.suffix != ".json" or p.name.startswith("s") and "words" not in p.name
+        )[0]
+    )
     files = {p.name: p.read_bytes() for p in path.parent.iterdir() if p.is_file()}
     size, lines, base, values = input_stats(files)
     out = read_once(path, fmt, trace=False)
     out.peak = read_once(path, fmt, trace=True).peak
-    print(f"{path} ({size:,} bytes, {lines:,} lines) as {fmt or 'detected'}: {out.seconds:.2f} s, "
-          f"peak {out.peak / 2**20:.1f} MiB, {'ok' if out.ok else out.error}, {out.message[:300]} {out.where}")
+    print(
+        f"{path} ({size:,} bytes, {lines:,} lines) as {fmt or 'detected'}: {out.seconds:.2f} s, "
+        f"peak {out.peak / 2**20:.1f} MiB, {'ok' if out.ok else out.error}, {out.message[:300]} {out.where}"
+    )
     found = judge(out, size, lines, base=base, values=values)
     print("findings:", found or "none")
     return 1 if found else 0
@@ -772,21 +989,36 @@ def main(argv: list[str] | None = None) -> int:
                     if key not in findings:
                         dest = args.save_dir / f"finding_{len(findings):03d}_{fmt}"
                         shutil.copytree(case, dest, dirs_exist_ok=True)
-                        findings[key] = {"finding": f, "format": fmt, "detect": detect, "kind": kind, "seed": seed,
-                                         "saved": str(dest), "message": out.message[:300], "count": 0}
+                        findings[key] = {
+                            "finding": f,
+                            "format": fmt,
+                            "detect": detect,
+                            "kind": kind,
+                            "seed": seed,
+                            "saved": str(dest),
+                            "message": out.message[:300],
+                            "count": 0,
+                        }
                         print(f"FINDING {key}\n  {out.message[:200]}\n  saved: {dest}", flush=True)
                     findings[key]["count"] += 1
             shutil.rmtree(case, ignore_errors=True)
             if time.monotonic() - last_report > 60:
                 last_report = time.monotonic()
-                print(f"{(last_report - t0) / 60:.1f} min: {counts['inputs']:,} inputs, {len(findings)} findings",
-                      flush=True)
+                print(
+                    f"{(last_report - t0) / 60:.1f} min: {counts['inputs']:,} inputs, {len(findings)} findings",
+                    flush=True,
+                )
     finally:
         runner.close()
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - t0
-    summary = {"minutes": round(elapsed / 60, 2), "seed": args.seed, **counts, "per_format": per_format,
-               "findings": list(findings.values())}
+    summary = {
+        "minutes": round(elapsed / 60, 2),
+        "seed": args.seed,
+        **counts,
+        "per_format": per_format,
+        "findings": list(findings.values()),
+    }
     print(json.dumps({k: v for k, v in summary.items() if k != "findings"}, indent=1))
     print(f"{len(findings)} distinct findings" + (f" (inputs saved under {args.save_dir})" if findings else ""))
     for k, v in findings.items():

@@ -11,6 +11,7 @@ a stage.
   into pieces takes the maximum probability of its pieces, so it carries a marker when any piece does).
 - Results are cached in evaluation/cache/ by a fingerprint of the model, mapping and pipeline options.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,9 @@ CACHE = ROOT / "evaluation" / "cache"
 TAG_STEPS = ("diarize", "segment", "classify")
 
 
-def build_pipeline(steps: Sequence[str] = TAG_STEPS, model: str | None = None, mapping: str | None = None,
-                   **config: dict[str, Any]) -> Pipeline:
+def build_pipeline(
+    steps: Sequence[str] = TAG_STEPS, model: str | None = None, mapping: str | None = None, **config: dict[str, Any]
+) -> Pipeline:
     cfg: dict[str, dict[str, Any]] = {k: dict(v) for k, v in config.items()}
     if model and "classify" in steps:
         cfg.setdefault("classify", {})["path"] = model
@@ -43,13 +45,19 @@ def build_pipeline(steps: Sequence[str] = TAG_STEPS, model: str | None = None, m
     return Pipeline.from_names(steps, cfg)
 
 
-def run_pipeline(corpus_sessions: Iterable[CorpusSession], pipeline: Pipeline, batch_size: int = 32,
-                 progress: str | None = None, total: int | None = None) -> Iterator[tuple[CorpusSession, Session]]:
+def run_pipeline(
+    corpus_sessions: Iterable[CorpusSession],
+    pipeline: Pipeline,
+    batch_size: int = 32,
+    progress: str | None = None,
+    total: int | None = None,
+) -> Iterator[tuple[CorpusSession, Session]]:
     """Analyse corpus sessions with `pipeline`, in order; an error stops the evaluation (never skipped)."""
     items = list(corpus_sessions)
     bar = None
     if progress:
         from tqdm import tqdm
+
         bar = tqdm(total=total or len(items), desc=progress, unit="session", file=sys.stderr)
     for cs, s in zip(items, pipeline.pipe((to_session(cs) for cs in items), batch_size=batch_size)):
         if bar is not None:
@@ -64,7 +72,7 @@ def record_probabilities(session: Session) -> dict[int, np.ndarray]:
     out: dict[int, np.ndarray] = {}
     for u in session.utterances:
         p = np.array([u.probabilities[lab] for lab in LABELS])
-        out[u.source] = np.maximum(out[u.source], p) if u.source in out else p   # type: ignore[index]
+        out[u.source] = np.maximum(out[u.source], p) if u.source in out else p  # type: ignore[index]
     return out
 
 
@@ -78,8 +86,9 @@ def fingerprint(model: str | None = None, extra: dict[str, Any] | None = None) -
     return h.hexdigest()[:12]
 
 
-def cached_sessions(corpus_sessions: dict[str, CorpusSession], name: str, model: str | None = None,
-                    batch_size: int = 32) -> dict[str, Session]:
+def cached_sessions(
+    corpus_sessions: dict[str, CorpusSession], name: str, model: str | None = None, batch_size: int = 32
+) -> dict[str, Session]:
     """Every corpus session analysed by diarize, segment and classify, computed once per model version
     (cached as gzipped session JSON lines in evaluation/cache/)."""
     import gzip

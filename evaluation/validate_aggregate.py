@@ -18,6 +18,7 @@
    alliance_nlp/resources/wai_mapping.json.
 Writes evaluation/results/aggregate.json and aggregate.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,6 +86,7 @@ def main(argv=None) -> int:
         from alliance_nlp.classify import default_model_path
         from alliance_nlp.model import read_config
         from training.dataset import build_rows, load_annotations, model_release
+
         release = model_release(read_config(args.model or default_model_path()))
         for r in build_rows(load_annotations(release), args.corpus_dir):
             annotated.add((r["corpus"], r["session"]))
@@ -93,18 +95,24 @@ def main(argv=None) -> int:
     except FileNotFoundError:
         print("warning: no annotation release; no sessions excluded", file=sys.stderr)
 
-    report: dict = {"anchor": {"spearman_rho": ANCHOR_RHO, "source": "Goldberg et al. 2020, client-rated "
-                               "alliance from ASR transcripts of 1,235 sessions"}}
+    report: dict = {
+        "anchor": {
+            "spearman_rho": ANCHOR_RHO,
+            "source": "Goldberg et al. 2020, client-rated alliance from ASR transcripts of 1,235 sessions",
+        }
+    }
     # ---- ESConv ----
     es = {k: v for k, v in read_esconv(args.corpus_dir).items() if ("esconv", k) not in annotated}
     if args.limit:
-        es = dict(list(es.items())[:args.limit])
+        es = dict(list(es.items())[: args.limit])
     analysed = cached_sessions(es, "esconv-dev", args.model)
     ids = sorted(es)
     X = feature_matrix(analysed, ids)
-    Y = {"bond": np.array([rating(es[k].meta, "empathy") for k in ids]),
-         "goal": np.array([rating(es[k].meta, "relevance") for k in ids]),
-         "task": np.array([rating(es[k].meta, "relevance") for k in ids])}
+    Y = {
+        "bond": np.array([rating(es[k].meta, "empathy") for k in ids]),
+        "goal": np.array([rating(es[k].meta, "relevance") for k in ids]),
+        "task": np.array([rating(es[k].meta, "relevance") for k in ids]),
+    }
     ok = ~np.isnan(Y["bond"]) & ~np.isnan(Y["goal"])
     X, ids = X[ok], [i for i, o in zip(ids, ok) if o]
     Y = {k: v[ok] for k, v in Y.items()}
@@ -114,9 +122,12 @@ def main(argv=None) -> int:
         fold = WaiMapping.fit(X[tr], {k: v[tr] for k, v in Y.items()}, alpha=args.alpha).predict(X[te])
         for k in Y:
             cv_pred[k][te] = fold[k]
-    es_rep = {"sessions": len(ids), "excluded_annotated": len([k for k in annotated if k[0] == "esconv"]),
-              "targets": {"bond": "seeker empathy", "goal": "seeker relevance", "task": "seeker relevance"},
-              "subscales": {}}
+    es_rep = {
+        "sessions": len(ids),
+        "excluded_annotated": len([k for k in annotated if k[0] == "esconv"]),
+        "targets": {"bond": "seeker empathy", "goal": "seeker relevance", "task": "seeker relevance"},
+        "subscales": {},
+    }
     for k in Y:
         y, p = Y[k], cv_pred[k]
         es_rep["subscales"][k] = {
@@ -127,38 +138,57 @@ def main(argv=None) -> int:
             "mae_baseline_mean": round(float(np.mean(np.abs(y - y.mean()))), 3),
         }
     report["esconv"] = es_rep
-    final = WaiMapping.fit(X, Y, groups=groups, alpha=args.alpha, meta={
-        "name": "default (ESConv development ratings)", "instrument": "ESConv seeker survey (1-5) as WAI-SR stand-in",
-        "sessions": len(ids)})
+    final = WaiMapping.fit(
+        X,
+        Y,
+        groups=groups,
+        alpha=args.alpha,
+        meta={
+            "name": "default (ESConv development ratings)",
+            "instrument": "ESConv seeker survey (1-5) as WAI-SR stand-in",
+            "sessions": len(ids),
+        },
+    )
 
     # ---- AnnoMI ----
     am = read_annomi(args.corpus_dir)
     if args.limit:
-        am = dict(list(am.items())[:args.limit])
+        am = dict(list(am.items())[: args.limit])
     am_analysed = cached_sessions(am, "annomi-dev", args.model)
     aids = sorted(am, key=int)
     Xa = feature_matrix(am_analysed, aids)
     ya = np.array([am[k].meta["mi_quality"] == "high" for k in aids], int)
     ga = np.array([am[k].group for k in aids])
-    aggregate = Aggregator(final, n_boot=0)   # the aggregate stage, with the mapping just fitted
+    aggregate = Aggregator(final, n_boot=0)  # the aggregate stage, with the mapping just fitted
     total = np.array([aggregate(am_analysed[k]).results.estimates["total"].estimate for k in aids])
     lr = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000))
-    cvp = cross_val_predict(lr, np.nan_to_num(Xa, nan=0.0), ya, groups=ga, cv=GroupKFold(n_splits=5),
-                            method="predict_proba")[:, 1]
+    cvp = cross_val_predict(
+        lr, np.nan_to_num(Xa, nan=0.0), ya, groups=ga, cv=GroupKFold(n_splits=5), method="predict_proba"
+    )[:, 1]
     held = np.array([("annomi", k) in test_split or ("annomi", k) not in annotated for k in aids])
-    am_rep = {"sessions": len(aids), "high": int(ya.sum()), "low": int((1 - ya).sum()),
-              "auc_total_estimate": round(float(roc_auc_score(ya, total)), 3),
-              "auc_total_estimate_ci": boot_ci(lambda a, b: roc_auc_score(a, b) if 0 < a.sum() < len(a) else np.nan, ya, total),
-              "auc_features_grouped_cv": round(float(roc_auc_score(ya, cvp)), 3),
-              "auc_features_grouped_cv_ci": boot_ci(lambda a, b: roc_auc_score(a, b) if 0 < a.sum() < len(a) else np.nan, ya, cvp),
-              "classifier_unseen": {"sessions": int(held.sum()), "low": int((1 - ya[held]).sum())}}
+    am_rep = {
+        "sessions": len(aids),
+        "high": int(ya.sum()),
+        "low": int((1 - ya).sum()),
+        "auc_total_estimate": round(float(roc_auc_score(ya, total)), 3),
+        "auc_total_estimate_ci": boot_ci(
+            lambda a, b: roc_auc_score(a, b) if 0 < a.sum() < len(a) else np.nan, ya, total
+        ),
+        "auc_features_grouped_cv": round(float(roc_auc_score(ya, cvp)), 3),
+        "auc_features_grouped_cv_ci": boot_ci(
+            lambda a, b: roc_auc_score(a, b) if 0 < a.sum() < len(a) else np.nan, ya, cvp
+        ),
+        "classifier_unseen": {"sessions": int(held.sum()), "low": int((1 - ya[held]).sum())},
+    }
     if min(ya[held].sum(), held.sum() - ya[held].sum()) >= MIN_CLASS_FOR_AUC:
         am_rep["classifier_unseen"]["auc_total_estimate"] = round(float(roc_auc_score(ya[held], total[held])), 3)
     report["annomi"] = am_rep
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report["protocol"] = {"path": "whole sessions through Pipeline(diarize, segment, classify); features from "
-                                  "alliance_nlp.aggregate.session_features; AnnoMI totals from the aggregate stage",
-                          "alpha": args.alpha}
+    report["protocol"] = {
+        "path": "whole sessions through Pipeline(diarize, segment, classify); features from "
+        "alliance_nlp.aggregate.session_features; AnnoMI totals from the aggregate stage",
+        "alpha": args.alpha,
+    }
     (RESULTS / "aggregate.json").write_text(json.dumps(report, indent=1) + "\n")
     (RESULTS / "aggregate.md").write_text(render(report) + "\n")
     print(render(report))
@@ -170,24 +200,37 @@ def main(argv=None) -> int:
 
 def render(r: dict) -> str:
     e, a = r["esconv"], r["annomi"]
-    lines = [f"ESConv development sessions not in our annotation release: n = {e['sessions']} "
-             "(grouped 5-fold cross-validation of the mapping)", "",
-             "| subscale | target | Spearman rho [95% CI] | Pearson r | MAE | MAE of predicting the mean |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"ESConv development sessions not in our annotation release: n = {e['sessions']} "
+        "(grouped 5-fold cross-validation of the mapping)",
+        "",
+        "| subscale | target | Spearman rho [95% CI] | Pearson r | MAE | MAE of predicting the mean |",
+        "|---|---|---|---|---|---|",
+    ]
     for k, v in e["subscales"].items():
-        lines.append(f"| {k} | {e['targets'][k]} | {v['spearman_rho']:.2f} [{v['spearman_rho_ci'][0]:.2f}, "
-                     f"{v['spearman_rho_ci'][1]:.2f}] | {v['pearson_r']:.2f} | {v['mae']:.2f} | {v['mae_baseline_mean']:.2f} |")
-    lines += ["", f"Published anchor: Spearman rho = {r['anchor']['spearman_rho']:.2f} ({r['anchor']['source']}).", "",
-              f"AnnoMI development transcripts: n = {a['sessions']} ({a['high']} high, {a['low']} low MI quality)", "",
-              f"- AUC of the default Total estimate: {a['auc_total_estimate']:.2f} "
-              f"[{a['auc_total_estimate_ci'][0]:.2f}, {a['auc_total_estimate_ci'][1]:.2f}]",
-              f"- AUC of session features, logistic regression cross-validated grouped by video: "
-              f"{a['auc_features_grouped_cv']:.2f} [{a['auc_features_grouped_cv_ci'][0]:.2f}, "
-              f"{a['auc_features_grouped_cv_ci'][1]:.2f}]",
-              f"- On the {a['classifier_unseen']['sessions']} transcripts the classifier never trained on "
-              f"({a['classifier_unseen']['low']} low quality): AUC of the Total estimate "
-              + (str(a['classifier_unseen']['auc_total_estimate']) if 'auc_total_estimate' in a['classifier_unseen']
-                 else f"not reported (fewer than {MIN_CLASS_FOR_AUC} transcripts in a quality class)")]
+        lines.append(
+            f"| {k} | {e['targets'][k]} | {v['spearman_rho']:.2f} [{v['spearman_rho_ci'][0]:.2f}, "
+            f"{v['spearman_rho_ci'][1]:.2f}] | {v['pearson_r']:.2f} | {v['mae']:.2f} | {v['mae_baseline_mean']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Published anchor: Spearman rho = {r['anchor']['spearman_rho']:.2f} ({r['anchor']['source']}).",
+        "",
+        f"AnnoMI development transcripts: n = {a['sessions']} ({a['high']} high, {a['low']} low MI quality)",
+        "",
+        f"- AUC of the default Total estimate: {a['auc_total_estimate']:.2f} "
+        f"[{a['auc_total_estimate_ci'][0]:.2f}, {a['auc_total_estimate_ci'][1]:.2f}]",
+        f"- AUC of session features, logistic regression cross-validated grouped by video: "
+        f"{a['auc_features_grouped_cv']:.2f} [{a['auc_features_grouped_cv_ci'][0]:.2f}, "
+        f"{a['auc_features_grouped_cv_ci'][1]:.2f}]",
+        f"- On the {a['classifier_unseen']['sessions']} transcripts the classifier never trained on "
+        f"({a['classifier_unseen']['low']} low quality): AUC of the Total estimate "
+        + (
+            str(a["classifier_unseen"]["auc_total_estimate"])
+            if "auc_total_estimate" in a["classifier_unseen"]
+            else f"not reported (fewer than {MIN_CLASS_FOR_AUC} transcripts in a quality class)"
+        ),
+    ]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Session estimates, rupture-repair episodes, trajectories and course shapes on invented sessions."""
+
 import numpy as np
 import pytest
 
@@ -16,9 +17,15 @@ def make_session(codes, times=True):
     s = Session("t", speakers={"T": Speaker("T", role="therapist"), "C": Speaker("C", role="client")})
     for i, (role, markers) in enumerate(codes):
         spk = "T" if role == "therapist" else "C"
-        u = Utterance(f"utterance {i}", spk, start=i * 30.0 if times else None,
-                      end=i * 30.0 + 20 if times else None, source=i + 1,
-                      probabilities={l: (0.9 if l in markers else 0.05) for l in LABELS}, markers=list(markers))
+        u = Utterance(
+            f"utterance {i}",
+            spk,
+            start=i * 30.0 if times else None,
+            end=i * 30.0 + 20 if times else None,
+            source=i + 1,
+            probabilities={l: (0.9 if l in markers else 0.05) for l in LABELS},
+            markers=list(markers),
+        )
         s.turns.append(Turn(spk, [u]))
     return s
 
@@ -33,19 +40,40 @@ def fitted(seed=0):
 
 
 def test_episode_repaired_and_resolved():
-    s = make_session([("therapist", ["task"]), ("client", ["rupture_confrontation"]),
-                      ("therapist", ["repair", "bond"]), ("client", ["task"]), ("therapist", []),
-                      ("client", ["goal"]), ("therapist", []), ("client", [])])
+    s = make_session(
+        [
+            ("therapist", ["task"]),
+            ("client", ["rupture_confrontation"]),
+            ("therapist", ["repair", "bond"]),
+            ("client", ["task"]),
+            ("therapist", []),
+            ("client", ["goal"]),
+            ("therapist", []),
+            ("client", []),
+        ]
+    )
     (ep,) = rupture_episodes(s)
     assert ep.type == "confrontation" and ep.start_utterance == 1 and ep.repaired
     assert ep.repair_utterance == 2 and ep.resolved is True and ep.sources == (2,)
 
 
 def test_unrepaired_withdrawal_and_merging():
-    s = make_session([("therapist", ["task"]), ("client", ["rupture_withdrawal"]), ("therapist", []),
-                      ("client", ["rupture_withdrawal"]), ("therapist", []), ("client", ["rupture_withdrawal"]),
-                      ("therapist", []), ("client", []), ("therapist", []), ("client", []),
-                      ("therapist", []), ("client", [])])
+    s = make_session(
+        [
+            ("therapist", ["task"]),
+            ("client", ["rupture_withdrawal"]),
+            ("therapist", []),
+            ("client", ["rupture_withdrawal"]),
+            ("therapist", []),
+            ("client", ["rupture_withdrawal"]),
+            ("therapist", []),
+            ("client", []),
+            ("therapist", []),
+            ("client", []),
+            ("therapist", []),
+            ("client", []),
+        ]
+    )
     eps = rupture_episodes(s)
     assert len(eps) == 1 and eps[0].end_utterance == 5 and not eps[0].repaired
     assert eps[0].resolved is False  # the client did not return to collaboration
@@ -69,15 +97,26 @@ def test_trajectory_windows_by_time_and_turns():
     agg = fitted()
     s = agg(make_session([("therapist", ["bond"]), ("client", [])] * 20))  # 40 utts x 30 s = 20 min
     assert s.results.trajectory_by == "time" and len(s.results.trajectory) == 4
-    assert all(w.estimates["total"].low <= w.estimates["total"].estimate <= w.estimates["total"].high
-               for w in s.results.trajectory)
+    assert all(
+        w.estimates["total"].low <= w.estimates["total"].estimate <= w.estimates["total"].high
+        for w in s.results.trajectory
+    )
     s2 = agg(make_session([("therapist", ["bond"]), ("client", [])] * 20, times=False))
     assert s2.results.trajectory_by == "turns" and len(s2.results.trajectory) == 2
 
 
 def test_results_roundtrip_through_session_json(tmp_path):
-    s = fitted()(make_session([("therapist", ["bond"]), ("client", ["rupture_withdrawal"]), ("therapist", ["repair"]),
-                               ("client", ["task"])] * 5))
+    s = fitted()(
+        make_session(
+            [
+                ("therapist", ["bond"]),
+                ("client", ["rupture_withdrawal"]),
+                ("therapist", ["repair"]),
+                ("client", ["task"]),
+            ]
+            * 5
+        )
+    )
     s.save(tmp_path / "s.json")
     again = Session.load(tmp_path / "s.json")
     assert again.results == s.results and again.results.ruptures == s.results.ruptures
@@ -109,9 +148,16 @@ def test_mapping_file_errors_are_one_line(tmp_path):
         WaiMapping.load(tmp_path / "absent.json")
 
 
-@pytest.mark.parametrize("totals,shape", [
-    ([4.0, 3.2, 4.1], "high-low-high"), ([3.0, 3.4, 3.9, 4.2], "rising"), ([4.2, 3.9, 3.5, 3.1], "falling"),
-    ([3.5, 3.55, 3.5, 3.6], "stable"), ([3.0, 3.9, 3.1], "low-high-low"), ([3.5], "insufficient"),
-])
+@pytest.mark.parametrize(
+    "totals,shape",
+    [
+        ([4.0, 3.2, 4.1], "high-low-high"),
+        ([3.0, 3.4, 3.9, 4.2], "rising"),
+        ([4.2, 3.9, 3.5, 3.1], "falling"),
+        ([3.5, 3.55, 3.5, 3.6], "stable"),
+        ([3.0, 3.9, 3.1], "low-high-low"),
+        ([3.5], "insufficient"),
+    ],
+)
 def test_course_shape(totals, shape):
     assert course_shape(totals) == shape

@@ -1,4 +1,5 @@
 """Coder files, agreement statistics, and the released standoff annotations."""
+
 import json
 
 import pytest
@@ -48,8 +49,10 @@ def test_release_is_standoff_and_valid():
     assert manifest["reliability"]["n_utterances"] >= 800
 
 
-@pytest.mark.skipif(__import__("training.corpora", fromlist=["x"]).default_corpus_dir() is None,
-                    reason="development corpora not present")
+@pytest.mark.skipif(
+    __import__("training.corpora", fromlist=["x"]).default_corpus_dir() is None,
+    reason="development corpora not present",
+)
 def test_build_pools_reliability_rounds_and_prefers_primary_coder(tmp_path):
     from training.annotations import build, disagreements, session_filename
     from training.corpora import read_esconv
@@ -61,21 +64,26 @@ def test_build_pools_reliability_rounds_and_prefers_primary_coder(tmp_path):
     def write(coder, key, marked):
         d = tmp_path / "raw" / coder
         d.mkdir(parents=True, exist_ok=True)
-        (d / session_filename(*key)).write_text("".join(
-            f"{i} {marked.get(i, '-')}\n" for i in range(n[key])))
+        (d / session_filename(*key)).write_text("".join(f"{i} {marked.get(i, '-')}\n" for i in range(n[key])))
 
     # round 1: A vs E on session 0; round 2: each session's primary (P) vs O on sessions 1 and 2
     write("A", keys[0], {0: "bond"})
     write("E", keys[0], {0: "bond"})
     write("P", keys[1], {0: "task", 1: "bond"})
-    write("O", keys[1], {0: "task"})          # O misses one bond
+    write("O", keys[1], {0: "task"})  # O misses one bond
     write("P", keys[2], {2: "repair"})
     write("O", keys[2], {2: "repair"})
-    (tmp_path / "assignments.json").write_text(json.dumps({
-        "coders": {"A": [], "P": [], "E": [], "O": []},
-        "reliability": [
-            {"name": "r1", "coders": ["A", "E"], "sessions": [" ".join(keys[0])]},
-            {"name": "r2", "coders": ["primary", "O"], "sessions": [" ".join(k) for k in keys[1:]]}]}))
+    (tmp_path / "assignments.json").write_text(
+        json.dumps(
+            {
+                "coders": {"A": [], "P": [], "E": [], "O": []},
+                "reliability": [
+                    {"name": "r1", "coders": ["A", "E"], "sessions": [" ".join(keys[0])]},
+                    {"name": "r2", "coders": ["primary", "O"], "sessions": [" ".join(k) for k in keys[1:]]},
+                ],
+            }
+        )
+    )
     res = build(tmp_path)
     r1, r2 = res["reliability"]["rounds"]
     assert (r1["sessions"], r2["sessions"]) == (1, 2)

@@ -1,4 +1,5 @@
 """Ratings files and instruments, agreement statistics, and the fit-mapping/check-ratings/course commands."""
+
 import json
 
 import numpy as np
@@ -17,8 +18,10 @@ def test_wai_sr_items_to_subscales(tmp_path):
     f = tmp_path / "r.csv"
     # goal items 4,6,8,11 all 5; task items 1,2,10,12 all 1; bond 3,5,7,9 all 3
     vals = {4: 5, 6: 5, 8: 5, 11: 5, 1: 1, 2: 1, 10: 1, 12: 1, 3: 3, 5: 3, 7: 3, 9: 3}
-    f.write_text("session," + ",".join(f"item{i}" for i in range(1, 13)) + "\n"
-                 "s1," + ",".join(str(vals[i]) for i in range(1, 13)) + "\n")
+    f.write_text(
+        "session," + ",".join(f"item{i}" for i in range(1, 13)) + "\n"
+        "s1," + ",".join(str(vals[i]) for i in range(1, 13)) + "\n"
+    )
     r = read_ratings(f, scale)["s1"]
     assert (r["goal"], r["task"], r["bond"], r["total"]) == (5, 1, 3, 3)
 
@@ -38,8 +41,18 @@ def test_wai_seven_point_subscales_rescaled_and_errors_name_line(tmp_path):
 
 def test_custom_scale_file_with_reverse_keying(tmp_path):
     sc = tmp_path / "star.json"
-    sc.write_text(json.dumps({"name": "MINI", "items": 3, "min": 0, "max": 4,
-                              "subscales": {"goal": [1], "task": [2], "bond": [3]}, "reverse": [3]}))
+    sc.write_text(
+        json.dumps(
+            {
+                "name": "MINI",
+                "items": 3,
+                "min": 0,
+                "max": 4,
+                "subscales": {"goal": [1], "task": [2], "bond": [3]},
+                "reverse": [3],
+            }
+        )
+    )
     f = tmp_path / "r.csv"
     f.write_text("id,q1,q2,q3\nx,4,0,0\n")
     r = read_ratings(f, load_scale(sc), id_column="id")["x"]
@@ -69,8 +82,12 @@ def _analysed(tmp_path, n=12):
             p = {l: float(rng.uniform(0, 0.2)) for l in LABELS}
             p["bond"] = float(np.clip(q + rng.normal(0, 0.05), 0, 1))
             p["rupture_withdrawal"] = float(np.clip(1 - q + rng.normal(0, 0.05), 0, 1)) * (spk == "C")
-            s.turns.append(Turn(spk, [Utterance(f"u{j}", spk, source=j, probabilities=p,
-                                                markers=[l for l, v in p.items() if v > 0.5])]))
+            s.turns.append(
+                Turn(
+                    spk,
+                    [Utterance(f"u{j}", spk, source=j, probabilities=p, markers=[l for l, v in p.items() if v > 0.5])],
+                )
+            )
         (tmp_path / "out" / s.id).mkdir(parents=True)
         s.save(tmp_path / "out" / s.id / "session.json")
         score = 2 + 2.5 * q
@@ -81,12 +98,40 @@ def _analysed(tmp_path, n=12):
 def test_fit_mapping_then_check_ratings_cli(tmp_path, capsys):
     _analysed(tmp_path)
     mapping = tmp_path / "mapping.json"
-    assert main(["fit-mapping", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
-                 "-o", str(mapping), "--alpha", "1"]) == 0
+    assert (
+        main(
+            [
+                "fit-mapping",
+                str(tmp_path / "out"),
+                "--ratings",
+                str(tmp_path / "ratings.csv"),
+                "-o",
+                str(mapping),
+                "--alpha",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert json.loads(mapping.read_text())["meta"]["sessions"] == 12
     rep = tmp_path / "rep.json"
-    assert main(["check-ratings", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
-                 "--mapping", str(mapping), "-o", str(rep), "--n-boot", "100"]) == 0
+    assert (
+        main(
+            [
+                "check-ratings",
+                str(tmp_path / "out"),
+                "--ratings",
+                str(tmp_path / "ratings.csv"),
+                "--mapping",
+                str(mapping),
+                "-o",
+                str(rep),
+                "--n-boot",
+                "100",
+            ]
+        )
+        == 0
+    )
     r = json.loads(rep.read_text())
     assert r["sessions_matched"] == 12 and r["subscales"]["bond"]["spearman_rho"]["value"] > 0.8
     assert "ICC" in capsys.readouterr().out
@@ -95,11 +140,37 @@ def test_fit_mapping_then_check_ratings_cli(tmp_path, capsys):
 def test_old_command_spellings_still_work_with_a_notice(tmp_path, capsys):
     _analysed(tmp_path)
     cal = tmp_path / "cal.json"
-    assert main(["calibrate", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
-                 "-o", str(cal), "--alpha", "1"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(tmp_path / "out"),
+                "--ratings",
+                str(tmp_path / "ratings.csv"),
+                "-o",
+                str(cal),
+                "--alpha",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "'calibrate' is deprecated" in capsys.readouterr().err
-    assert main(["evaluate", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
-                 "--calibration", str(cal), "--n-boot", "50"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "out"),
+                "--ratings",
+                str(tmp_path / "ratings.csv"),
+                "--calibration",
+                str(cal),
+                "--n-boot",
+                "50",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "'evaluate' is deprecated" in err and "--calibration is deprecated" in err
 
@@ -115,8 +186,19 @@ def test_check_ratings_prints_undefined_intervals_as_na(tmp_path, capsys):
 
 def test_missing_mapping_file_is_one_line(tmp_path, capsys):
     _analysed(tmp_path, n=5)
-    assert main(["check-ratings", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"),
-                 "--mapping", str(tmp_path / "absent.json")]) == 2
+    assert (
+        main(
+            [
+                "check-ratings",
+                str(tmp_path / "out"),
+                "--ratings",
+                str(tmp_path / "ratings.csv"),
+                "--mapping",
+                str(tmp_path / "absent.json"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "absent.json: mapping file not found" in err and len(err.splitlines()) == 1
 
@@ -124,11 +206,24 @@ def test_missing_mapping_file_is_one_line(tmp_path, capsys):
 def test_course_command(tmp_path, capsys):
     _analysed(tmp_path, n=6)
     cal = tmp_path / "mapping.json"
-    main(["fit-mapping", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv"), "-o", str(cal), "--alpha", "1"])
+    main(
+        [
+            "fit-mapping",
+            str(tmp_path / "out"),
+            "--ratings",
+            str(tmp_path / "ratings.csv"),
+            "-o",
+            str(cal),
+            "--alpha",
+            "1",
+        ]
+    )
     clients = tmp_path / "clients.csv"
     clients.write_text("session,client,order\ns5,k,1\ns0,k,2\ns4,k,3\n")
     out = tmp_path / "course.json"
-    assert main(["course", str(tmp_path / "out"), "--clients", str(clients), "--mapping", str(cal), "-o", str(out)]) == 0
+    assert (
+        main(["course", str(tmp_path / "out"), "--clients", str(clients), "--mapping", str(cal), "-o", str(out)]) == 0
+    )
     c = json.loads(out.read_text())["k"]
     assert [x["session"] for x in c["sessions"]] == ["s5", "s0", "s4"] and c["shape"] == "high-low-high"
 

@@ -3,6 +3,7 @@
 Fast and offline: the tiny model is a randomly initialised 2-layer BERT (hidden 32) with a word-level
 vocabulary written into tmp_path; every text here is invented.
 """
+
 import json
 import random
 
@@ -17,9 +18,11 @@ from alliance_nlp.labels import LABELS
 from alliance_nlp.session import Session, Speaker, Turn, Utterance
 from training.classifier import TrainConfig, train
 
-WORDS = ("i you we feel think want try talk week work sleep home help plan next time today okay no yes "
-         "maybe really hard good bad sorry that sounds difficult what would like to do about it not sure "
-         "know don't this won't for me can let's".split())
+WORDS = (
+    "i you we feel think want try talk week work sleep home help plan next time today okay no yes "
+    "maybe really hard good bad sorry that sounds difficult what would like to do about it not sure "
+    "know don't this won't for me can let's".split()
+)
 INVENTED = [
     ("therapist", "What would you like to get out of our time today?"),
     ("client", "I want to stop arguing with my brother every weekend."),
@@ -39,8 +42,14 @@ def tiny_base(tmp_path_factory):
     (d / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
     BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=len(dict.fromkeys(vocab)),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(cfg).save_pretrained(d)
     return d
 
@@ -53,25 +62,45 @@ def tiny_rows(n_sessions=7, seed=0):
         for pos in range(rng.randint(6, 11)):
             text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 14)))
             labels = [int(rng.random() < 0.3) for _ in LABELS]
-            rows.append({"corpus": "toy", "session": str(s), "split": splits[s % len(splits)],
-                         "position": pos, "role": ("therapist", "client")[pos % 2], "text": text,
-                         "labels": labels})
+            rows.append(
+                {
+                    "corpus": "toy",
+                    "session": str(s),
+                    "split": splits[s % len(splits)],
+                    "position": pos,
+                    "role": ("therapist", "client")[pos % 2],
+                    "text": text,
+                    "labels": labels,
+                }
+            )
     return rows
 
 
 def tiny_config(base, **kw):
-    return TrainConfig.from_dict({
-        "base_model": str(base), "max_length": 24, "epochs": 1, "max_steps": 2,
-        "lora": {"r": 2, "lora_alpha": 4, "target_modules": ["query", "value"], "layers_to_transform": None},
-        "context": {"dim": 16, "heads": 2, "ffn": 32, "window": 3},
-        "chunk_utterances": 4, "utterances_per_step": 12, "encode_batch": 5, **kw})
+    return TrainConfig.from_dict(
+        {
+            "base_model": str(base),
+            "max_length": 24,
+            "epochs": 1,
+            "max_steps": 2,
+            "lora": {"r": 2, "lora_alpha": 4, "target_modules": ["query", "value"], "layers_to_transform": None},
+            "context": {"dim": 16, "heads": 2, "ffn": 32, "window": 3},
+            "chunk_utterances": 4,
+            "utterances_per_step": 12,
+            "encode_batch": 5,
+            **kw,
+        }
+    )
 
 
 def invented_session():
-    turns = [Turn(spk, [Utterance(text, spk)]) for spk, text in
-             (("T" if role == "therapist" else "C", text) for role, text in INVENTED)]
-    return Session("invented", turns=turns, speakers={"T": Speaker("T", role="therapist"),
-                                                       "C": Speaker("C", role="client")})
+    turns = [
+        Turn(spk, [Utterance(text, spk)])
+        for spk, text in (("T" if role == "therapist" else "C", text) for role, text in INVENTED)
+    ]
+    return Session(
+        "invented", turns=turns, speakers={"T": Speaker("T", role="therapist"), "C": Speaker("C", role="client")}
+    )
 
 
 def test_hash_verification_rejects_a_wrong_file(tmp_path, tiny_base):
@@ -102,7 +131,7 @@ def test_tiny_model_trains_and_round_trips(tmp_path, tiny_base):
 
     session = invented_session()
     before = clf.predict_proba([session])[0]
-    loaded = MarkerClassifier.load(out, device="cpu")          # LoRA merged into the base at load
+    loaded = MarkerClassifier.load(out, device="cpu")  # LoRA merged into the base at load
     after = loaded.predict_proba([session])[0]
     assert after.shape == (6, len(LABELS))
     np.testing.assert_allclose(before, after, atol=1e-5)
@@ -135,8 +164,11 @@ def test_broken_model_folder_is_a_model_error(tmp_path, damage):
 
     model = tmp_path / "m"
     shutil.copytree(default_model_path(), model)
-    target = {"config": model / "config.json", "context": model / "context.safetensors",
-              "adapter": model / "adapter" / "adapter_model.safetensors"}[damage]
+    target = {
+        "config": model / "config.json",
+        "context": model / "context.safetensors",
+        "adapter": model / "adapter" / "adapter_model.safetensors",
+    }[damage]
     target.write_bytes(b"garbage")
     with pytest.raises(ModelError, match=target.name if damage != "adapter" else "adapter"):
         MarkerClassifier.load(model, device="cpu")

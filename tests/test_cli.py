@@ -1,4 +1,5 @@
 """The command line: ingest, analyze (single file and batch), exit codes, outputs."""
+
 import csv
 import json
 from pathlib import Path
@@ -32,15 +33,28 @@ def test_analyze_writes_the_three_outputs(tmp_path):
     s = Session.load(tmp_path / "session.json")
     for t in s.turns:
         for u in t.utterances:
-            assert t.text[u.char_start:u.char_end] == u.text
+            assert t.text[u.char_start : u.char_end] == u.text
 
 
 def test_therapist_override(tmp_path):
     assert main(["analyze", str(EXAMPLES / "session_zoom.vtt"), "-o", str(tmp_path), *FAST, "-q"]) == 0
     speakers = json.loads((tmp_path / "summary.json").read_text())["speakers"]
     client = next(sp for sp in speakers if sp["role"] == "client")
-    assert main(["analyze", str(EXAMPLES / "session_zoom.vtt"), "-o", str(tmp_path / "o"), *FAST, "-q",
-                 "--therapist", client["id"]]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(EXAMPLES / "session_zoom.vtt"),
+                "-o",
+                str(tmp_path / "o"),
+                *FAST,
+                "-q",
+                "--therapist",
+                client["id"],
+            ]
+        )
+        == 0
+    )
     again = json.loads((tmp_path / "o" / "summary.json").read_text())["speakers"]
     flipped = next(sp for sp in again if sp["id"] == client["id"])
     assert flipped["role"] == "therapist" and flipped["role_method"] == "user"
@@ -74,8 +88,10 @@ def test_reader_options_from_the_command_line(tmp_path):
     f = tmp_path / "odd.csv"
     f.write_text("Who;Said\nT;How are you today?\nC;Not great, honestly.\n")
     out = tmp_path / "s.json"
-    assert main(["ingest", str(f), "--option", "columns=speaker:Who,text:Said", "--option", "delimiter=;",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["ingest", str(f), "--option", "columns=speaker:Who,text:Said", "--option", "delimiter=;", "-o", str(out)])
+        == 0
+    )
     s = Session.load(out)
     assert [t.speaker for t in s.turns] == ["T", "C"]
     assert main(["ingest", str(f), "--option", "nonsense"]) == 2

@@ -1,5 +1,6 @@
 """Architecture contracts: every registered component on a shipped example, pipeline contracts checked
 at build time, one-line errors, and a golden output that pins the shipped model's behaviour."""
+
 from __future__ import annotations
 
 import json
@@ -45,15 +46,18 @@ def test_unmet_requirements_fail_at_build_time_with_one_line():
         Pipeline.from_names(["diarize", "aggregate"])
     with pytest.raises(PipelineError, match="unknown pipeline component 'clasify'"):
         check_contracts(["diarize", "clasify"])
-    check_contracts(["aggregate"], provided={"turns", "roles", "units", "markers"})   # continuing a saved session
+    check_contracts(["aggregate"], provided={"turns", "roles", "units", "markers"})  # continuing a saved session
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--steps", "diarize,aggregate"], "'aggregate' requires markers"),
-    (["--steps", "diarize,nonsense"], "unknown pipeline component 'nonsense'"),
-    (["--mapping", "absent_mapping.json"], "absent_mapping.json: mapping file not found"),
-    (["--model", "absent_model"], "absent_model: no alliance-marker classifier here"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--steps", "diarize,aggregate"], "'aggregate' requires markers"),
+        (["--steps", "diarize,nonsense"], "unknown pipeline component 'nonsense'"),
+        (["--mapping", "absent_mapping.json"], "absent_mapping.json: mapping file not found"),
+        (["--model", "absent_model"], "absent_model: no alliance-marker classifier here"),
+    ],
+)
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys, argv, needle):
     code = main(["analyze", str(EXAMPLE), "-o", str(tmp_path / "out"), "-q", *argv])
     err = capsys.readouterr().err.strip()
@@ -64,6 +68,7 @@ def test_a_broken_model_folder_is_one_line_with_exit_2(tmp_path, capsys):
     import shutil
 
     from alliance_nlp.classify import default_model_path
+
     model = tmp_path / "model"
     shutil.copytree(default_model_path(), model)
     (model / "context.safetensors").write_bytes(b"\0" * 64)
@@ -111,6 +116,11 @@ if __name__ == "__main__":
 
     if "--write-golden" in sys.argv:
         s = Pipeline.from_names(["diarize", "segment", "classify"])(read(EXAMPLE))
-        GOLDEN.write_text(json.dumps({"example": EXAMPLE.name, "texts": [u.text for u in s.utterances],
-                                      "probabilities": _classified(s)}, indent=0) + "\n")
+        GOLDEN.write_text(
+            json.dumps(
+                {"example": EXAMPLE.name, "texts": [u.text for u in s.utterances], "probabilities": _classified(s)},
+                indent=0,
+            )
+            + "\n"
+        )
         print(f"wrote {GOLDEN}")

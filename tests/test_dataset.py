@@ -1,4 +1,5 @@
 """The loader joins standoff labels to corpus text, builds context, and keeps groups in one split."""
+
 import json
 
 import pytest
@@ -36,8 +37,16 @@ def test_join_context_and_grouped_splits(tmp_path):
     ann = []
     for s in sessions:
         for u in s.utterances:
-            ann.append({"corpus": s.corpus, "session": s.session, "utterance": u.utterance,
-                        "speaker": u.speaker, "labels": ["bond"] if u.utterance % 3 == 0 else [], "coder": "T"})
+            ann.append(
+                {
+                    "corpus": s.corpus,
+                    "session": s.session,
+                    "utterance": u.utterance,
+                    "speaker": u.speaker,
+                    "labels": ["bond"] if u.utterance % 3 == 0 else [],
+                    "coder": "T",
+                }
+            )
     path = tmp_path / "ann.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in ann))
     dd = build_dataset(path, context_turns=3)
@@ -46,7 +55,11 @@ def test_join_context_and_grouped_splits(tmp_path):
     assert len(rows) == len({(r["corpus"], r["session"], r["utterance"]) for r in ann})
     # join: text and role come from the corpus
     s0 = sessions[2]
-    r = next(r for r in rows if r["corpus"] == s0.corpus and r["session"] == s0.session and r["utterance"] == s0.utterances[4].utterance)
+    r = next(
+        r
+        for r in rows
+        if r["corpus"] == s0.corpus and r["session"] == s0.session and r["utterance"] == s0.utterances[4].utterance
+    )
     assert r["text"] == s0.utterances[4].text and r["role"] == s0.utterances[4].speaker
     assert r["context_texts"] == [u.text for u in s0.utterances[1:4]]
     assert r["labels"] == [int(l == "bond" and s0.utterances[4].utterance % 3 == 0) for l in LABELS]

@@ -1,4 +1,5 @@
 """DIARIZE: merging, unlabelled splitting, role attribution (2/3/1 speakers, labels, user override)."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,10 @@ from alliance_nlp.session import Session, Speaker, Turn, Utterance
 from training.corpora import default_corpus_dir
 
 CORPORA = default_corpus_dir()
-needs_corpora = pytest.mark.skipif(CORPORA is None or not (Path(CORPORA) / "annomi").is_dir(),
-                                   reason="development corpora not in ../shared/data ($ALLIANCE_NLP_CORPORA)")
+needs_corpora = pytest.mark.skipif(
+    CORPORA is None or not (Path(CORPORA) / "annomi").is_dir(),
+    reason="development corpora not in ../shared/data ($ALLIANCE_NLP_CORPORA)",
+)
 
 
 def make(records, unlabelled=False, times=False):
@@ -29,8 +32,15 @@ def make(records, unlabelled=False, times=False):
     s = Session(id="t")
     for i, (spk, text) in enumerate(records):
         spk = spk or "UNKNOWN"
-        u = Utterance(text, spk, 0, len(text), source=i, start=(10.0 * i if times else None),
-                      end=(10.0 * i + 8 if times else None))
+        u = Utterance(
+            text,
+            spk,
+            0,
+            len(text),
+            source=i,
+            start=(10.0 * i if times else None),
+            end=(10.0 * i + 8 if times else None),
+        )
         s.turns.append(Turn(spk, [u], text))
     s.ensure_speakers()
     if unlabelled:
@@ -64,7 +74,7 @@ def dialogue(a="Dana", b="Sam"):
 def check_offsets(s):
     for t in s.turns:
         for u in t.utterances:
-            assert t.text[u.char_start:u.char_end] == u.text
+            assert t.text[u.char_start : u.char_end] == u.text
             assert u.speaker == t.speaker
 
 
@@ -78,8 +88,9 @@ def test_shipped_models_match_feature_lists():
 
 
 def test_merge_consecutive_same_speaker():
-    s = make([("A", "Hello there."), ("A", "How are you?"), ("B", "Fine."), ("A", "Good."), ("A", "Go on.")],
-             times=True)
+    s = make(
+        [("A", "Hello there."), ("A", "How are you?"), ("B", "Fine."), ("A", "Good."), ("A", "Go on.")], times=True
+    )
     merge_turns(s)
     assert [t.speaker for t in s.turns] == ["A", "B", "A"]
     assert s.turns[0].text == "Hello there. How are you?"
@@ -121,8 +132,11 @@ def test_label_stated_roles_are_kept():
     # the file says, against the language, that Sam is the therapist
     s.speakers["Sam"] = Speaker("Sam", "Sam", "therapist", 1.0, "label")
     s = Diarizer()(s)
-    assert (s.speakers["Sam"].role, s.speakers["Sam"].role_method, s.speakers["Sam"].role_confidence) == \
-        ("therapist", "label", 1.0)
+    assert (s.speakers["Sam"].role, s.speakers["Sam"].role_method, s.speakers["Sam"].role_confidence) == (
+        "therapist",
+        "label",
+        1.0,
+    )
     assert s.speakers["Dana"].role == "client"
 
 
@@ -187,6 +201,7 @@ def test_unknown_records_in_labelled_session_continue_previous_speaker():
 
 def test_pipeline_factory():
     from alliance_nlp.pipeline import Pipeline
+
     p = Pipeline.from_names(["diarize", "segment"], {"diarize": {"therapist": "Dana"}})
     s = p(make(dialogue()))
     assert s.speakers["Dana"].role_method == "user" and set(s.provenance) == {"diarize", "segment"}
@@ -197,6 +212,7 @@ def test_pipeline_factory():
 def test_roles_on_corpus_sample():
     from training.corpora import read_annomi
     from training.roles import labelled_session
+
     d = Diarizer()
     sessions = list(read_annomi(CORPORA).values())[:15]
     ok = 0

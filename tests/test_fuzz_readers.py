@@ -4,6 +4,7 @@ Every reader must, on any input, return a Session or raise an AllianceError (a o
 file and line/field that never quotes transcript text), in time and memory linear in the input. The longer
 fuzz run is `python -m evaluation.fuzz_readers --minutes N`; findings go to tests/fuzz_regressions/.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -29,14 +30,26 @@ from hypothesis import strategies as st  # noqa: E402
 
 from alliance_nlp import errors  # noqa: E402
 from alliance_nlp.errors import AllianceError, InputError, LimitError  # noqa: E402
-from alliance_nlp.ingest import READERS, read, reader_options  # noqa: E402
-from alliance_nlp.ingest import _common  # noqa: E402
+from alliance_nlp.ingest import (  # noqa: E402
+    READERS,
+    _common,  # noqa: E402
+    read,
+    reader_options,
+)
 from alliance_nlp.ingest.base import read_bytes  # noqa: E402
 from alliance_nlp.ingest.chat import clean_chat  # noqa: E402
 from alliance_nlp.ingest.rttm import Segment, assign  # noqa: E402
 from alliance_nlp.session import Session, Word  # noqa: E402
-from evaluation.fuzz_readers import (CANARY, EXAMPLE_FILES, GENERATORS, gen_mutant, input_stats, judge,  # noqa: E402
-                                     read_once, write_files)
+from evaluation.fuzz_readers import (  # noqa: E402
+    CANARY,
+    EXAMPLE_FILES,
+    GENERATORS,
+    gen_mutant,
+    input_stats,
+    judge,  # noqa: E402
+    read_once,
+    write_files,
+)
 
 REG = ROOT / "tests" / "fuzz_regressions"
 EX = ROOT / "data" / "examples"
@@ -46,8 +59,10 @@ CASES = json.loads((REG / "manifest.json").read_text())
 @contextmanager
 def watchdog(seconds: int = 60):
     """Fail a read that hangs instead of hanging the suite (a generous bound, not a speed requirement)."""
+
     def boom(*_):
         raise TimeoutError(f"read did not finish in {seconds} s")
+
     old = signal.signal(signal.SIGALRM, boom)
     signal.alarm(seconds)
     try:
@@ -67,6 +82,7 @@ def assert_clean_message(exc: AllianceError, files: list[Path]) -> None:
 
 
 # ---- regressions: every past finding, read again ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
 def test_regression(case):
@@ -97,8 +113,14 @@ def test_lone_surrogates_become_replacement_characters(tmp_path):
 
 # ---- fuzzing on a fixed budget ------------------------------------------------------------------------------------
 
-FUZZ = settings(max_examples=15, deadline=5000, derandomize=True, database=None, print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=15,
+    deadline=5000,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def fuzz_one(files: dict[str, bytes], fmt: str, detect: bool) -> None:
@@ -129,9 +151,12 @@ def test_fuzz_mutated_examples(fmt, r, detect):
 # the steps. Work in C that the count cannot see (copying a record's growing text on every continuation line)
 # is timed: 8x the input must take under 16x the time (linear gives ~8; the old quadratic readers gave 25+).
 
+
 def _text_lines(n: int) -> str:  # roles on every line: Session.ensure_speakers per record made this quadratic
-    return "".join(f"[{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}] {'T' if i % 2 else 'Client'}: hello there {i}.\n"
-                   for i in range(n))
+    return "".join(
+        f"[{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}] {'T' if i % 2 else 'Client'}: hello there {i}.\n"
+        for i in range(n)
+    )
 
 
 def _docx_rows(n: int) -> bytes:
@@ -144,11 +169,15 @@ def _docx_rows(n: int) -> bytes:
 
 
 def _rttm(n: int) -> dict[str, str]:  # a long segment; words in gaps and inside segments
-    words = [{"word": "w", "start": 2 * i + (0.1 if i % 2 else 1.0), "end": 2 * i + (0.3 if i % 2 else 1.2)}
-             for i in range(n)]
-    return {"s.rttm": "SPEAKER s 1 0 1000000 <NA> <NA> A <NA> <NA>\n"
-            + "".join(f"SPEAKER s 1 {2 * i}.0 0.5 <NA> <NA> B <NA> <NA>\n" for i in range(n)),
-            "s_words.json": json.dumps(words)}
+    words = [
+        {"word": "w", "start": 2 * i + (0.1 if i % 2 else 1.0), "end": 2 * i + (0.3 if i % 2 else 1.2)}
+        for i in range(n)
+    ]
+    return {
+        "s.rttm": "SPEAKER s 1 0 1000000 <NA> <NA> A <NA> <NA>\n"
+        + "".join(f"SPEAKER s 1 {2 * i}.0 0.5 <NA> <NA> B <NA> <NA>\n" for i in range(n)),
+        "s_words.json": json.dumps(words),
+    }
 
 
 STEPS: dict[str, tuple[str, object]] = {  # name -> (format, n -> text, bytes or {file: text})
@@ -157,16 +186,42 @@ STEPS: dict[str, tuple[str, object]] = {  # name -> (format, n -> text, bytes or
     "otter": ("otter", lambda n: "".join(f"Sam  {i // 60}:{i % 60:02d}\nwords {i}\n\n" for i in range(n))),
     "csv": ("csv", lambda n: "speaker,text,start\n" + "".join(f"T,hello {i},{i}\n" for i in range(n))),
     "srt": ("srt", lambda n: "".join(f"{i + 1}\n00:00:01,000 --> 00:00:02,000\nT: hi {i}\n\n" for i in range(n))),
-    "vtt": ("vtt", lambda n: "WEBVTT\n\n" + "".join(f"00:00:01.000 --> 00:00:02.000\n<v T>hi {i}\n\n"
-                                                  for i in range(n))),
-    "cha": ("cha", lambda n: "@Begin\n@Participants:\tTHE Therapist, CLI Client\n"
-            + "".join(f"*{'THE' if i % 2 else 'CLI'}:\thello [/] &-um {i} . \x15{i}_{i + 1}\x15\n" for i in range(n))),
-    "convokit": ("convokit", lambda n: "".join(json.dumps({"speaker": "T", "text": f"hi {i}", "conversation_id": "c",
-                                                           "meta": {"role": "therapist"}}) + "\n" for i in range(n))),
+    "vtt": (
+        "vtt",
+        lambda n: "WEBVTT\n\n" + "".join(f"00:00:01.000 --> 00:00:02.000\n<v T>hi {i}\n\n" for i in range(n)),
+    ),
+    "cha": (
+        "cha",
+        lambda n: (
+            "@Begin\n@Participants:\tTHE Therapist, CLI Client\n"
+            + "".join(f"*{'THE' if i % 2 else 'CLI'}:\thello [/] &-um {i} . \x15{i}_{i + 1}\x15\n" for i in range(n))
+        ),
+    ),
+    "convokit": (
+        "convokit",
+        lambda n: "".join(
+            json.dumps({"speaker": "T", "text": f"hi {i}", "conversation_id": "c", "meta": {"role": "therapist"}})
+            + "\n"
+            for i in range(n)
+        ),
+    ),
     "json": ("json", lambda n: json.dumps([{"speaker": "T", "text": f"hi {i}", "role": "client"} for i in range(n)])),
-    "whisperx": ("whisperx", lambda n: json.dumps({"segments": [
-        {"start": i, "end": i + 1, "text": f"hi {i}", "words": [{"word": "hi", "start": i, "end": i + .5,
-                                                                 "speaker": "SPEAKER_00"}]} for i in range(n)]})),
+    "whisperx": (
+        "whisperx",
+        lambda n: json.dumps(
+            {
+                "segments": [
+                    {
+                        "start": i,
+                        "end": i + 1,
+                        "text": f"hi {i}",
+                        "words": [{"word": "hi", "start": i, "end": i + 0.5, "speaker": "SPEAKER_00"}],
+                    }
+                    for i in range(n)
+                ]
+            }
+        ),
+    ),
     "rttm": ("rttm", _rttm),
     "docx": ("docx", _docx_rows),
 }
@@ -218,8 +273,12 @@ CONTINUED = {  # one record that grows line by line
     "cha": ("cha", lambda n: "@Begin\n*THE:\thello\n" + f"\t{_LINE}\n" * n + "@End\n"),
     "srt": ("srt", lambda n: "1\n00:00:01,000 --> 00:00:02,000\nT: hi\n" + f"{_LINE}\n" * n),
     "vtt": ("vtt", lambda n: "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nT: hi\n" + f"{_LINE}\n" * n),
-    "whisperx": ("whisperx", lambda n: json.dumps({"word_segments": [
-        {"word": _LINE + str(i), "start": i, "end": i + .5} for i in range(n)]})),
+    "whisperx": (
+        "whisperx",
+        lambda n: json.dumps(
+            {"word_segments": [{"word": _LINE + str(i), "start": i, "end": i + 0.5} for i in range(n)]}
+        ),
+    ),
 }
 
 
@@ -245,6 +304,7 @@ def test_long_records_are_linear_in_time(tmp_path, name):
 
 # ---- memory -------------------------------------------------------------------------------------------------------
 
+
 def _peak(path: Path, fmt: str, **options) -> int:
     tracemalloc.start()
     try:
@@ -263,12 +323,15 @@ def test_small_file_small_memory(tmp_path):
     assert _peak(p, "text") < 2**20  # reading once allocated a max_bytes (64 MiB) buffer
 
 
-@pytest.mark.parametrize("name,body,fmt", [
-    ("wide.csv", "speaker," + "é" * 300000 + "\nT,hi\n", "csv"),  # lower() of the first line; StringIO copy
-    ("deep.json", "[" * 300000, "json"),
-    ("quotes.json", '["' + '\\"' * 150000, "json"),
-    ("transcript.txt", _text_lines(1500), "text"),
-])
+@pytest.mark.parametrize(
+    "name,body,fmt",
+    [
+        ("wide.csv", "speaker," + "é" * 300000 + "\nT,hi\n", "csv"),  # lower() of the first line; StringIO copy
+        ("deep.json", "[" * 300000, "json"),
+        ("quotes.json", '["' + '\\"' * 150000, "json"),
+        ("transcript.txt", _text_lines(1500), "text"),
+    ],
+)
 def test_memory_within_ten_times_the_input(tmp_path, name, body, fmt):
     p = tmp_path / name
     p.write_text(body)
@@ -283,6 +346,7 @@ def test_memory_within_ten_times_the_input(tmp_path, name, body, fmt):
 
 # ---- limits -------------------------------------------------------------------------------------------------------
 
+
 def test_every_reader_documents_its_limits():
     for name, spec in READERS.items():
         opts = reader_options(name)
@@ -292,22 +356,25 @@ def test_every_reader_documents_its_limits():
                 assert opt in (spec.read.__doc__ or ""), f"{name}: {opt} not in the docstring"
 
 
-@pytest.mark.parametrize("fmt,example,option,value,match", [
-    ("text", "session_cbt.txt", "max_bytes", 1000, "max_bytes=1000"),
-    ("text", "session_cbt.txt", "max_records", 10, "max_records=10"),
-    ("text", "session_cbt.txt", "max_line_chars", 40, "max_line_chars=40"),
-    ("csv", "session_export.csv", "max_records", 3, "max_records=3"),
-    ("whisperx", "session_whisperx.json", "max_depth", 3, "max_depth=3"),
-    ("whisperx", "session_whisperx.json", "max_records", 5, "max_records=5"),
-    ("convokit", "session_convokit/utterances.jsonl", "max_depth", 1, "max_depth=1"),
-    ("vtt", "session_zoom.vtt", "max_records", 2, "max_records=2"),
-    ("srt", "session_teams.srt", "max_records", 2, "max_records=2"),
-    ("cha", "session.cha", "max_records", 2, "max_records=2"),
-    ("otter", "session_otter.txt", "max_records", 2, "max_records=2"),
-    ("docx", "session.docx", "max_unzipped_bytes", 10000, "max_unzipped_bytes=10000"),
-    ("docx", "session_table.docx", "max_records", 3, "max_records=3"),
-    ("rttm", "session.rttm", "max_records", 3, "max_records=3"),
-])
+@pytest.mark.parametrize(
+    "fmt,example,option,value,match",
+    [
+        ("text", "session_cbt.txt", "max_bytes", 1000, "max_bytes=1000"),
+        ("text", "session_cbt.txt", "max_records", 10, "max_records=10"),
+        ("text", "session_cbt.txt", "max_line_chars", 40, "max_line_chars=40"),
+        ("csv", "session_export.csv", "max_records", 3, "max_records=3"),
+        ("whisperx", "session_whisperx.json", "max_depth", 3, "max_depth=3"),
+        ("whisperx", "session_whisperx.json", "max_records", 5, "max_records=5"),
+        ("convokit", "session_convokit/utterances.jsonl", "max_depth", 1, "max_depth=1"),
+        ("vtt", "session_zoom.vtt", "max_records", 2, "max_records=2"),
+        ("srt", "session_teams.srt", "max_records", 2, "max_records=2"),
+        ("cha", "session.cha", "max_records", 2, "max_records=2"),
+        ("otter", "session_otter.txt", "max_records", 2, "max_records=2"),
+        ("docx", "session.docx", "max_unzipped_bytes", 10000, "max_unzipped_bytes=10000"),
+        ("docx", "session_table.docx", "max_records", 3, "max_records=3"),
+        ("rttm", "session.rttm", "max_records", 3, "max_records=3"),
+    ],
+)
 def test_limits_raise_and_can_be_raised(fmt, example, option, value, match):
     p = EX / example
     with pytest.raises(LimitError, match=re.escape(match)) as ei:
@@ -364,7 +431,9 @@ def test_unknown_options_still_rejected(tmp_path):
 _TIMELIKE = r"\d[\w.,]*:[\w:.,]*\w"
 _ORIG_LABEL_RE = re.compile(
     r"^(?P<label>[^\W_][^:\[\]()\n]{0,40}?(?:\s*\((?!\s*\d)[^)\n]{1,30}\))?)"
-    r"\s*(?:[\[(]\s*(?P<ts>" + _TIMELIKE + r")\s*[\])])?\s*[:：](?=\s|$)\s*(?P<text>.*)$", re.S)
+    r"\s*(?:[\[(]\s*(?P<ts>" + _TIMELIKE + r")\s*[\])])?\s*[:：](?=\s|$)\s*(?P<text>.*)$",
+    re.S,
+)
 
 
 def _orig_role(label):
@@ -442,25 +511,32 @@ def test_assign_matches_the_reference():
         scale = rng.choice([1, 2, 10])
         segs = []
         for k in range(rng.randint(1, 10)):
-            s = rng.randint(0, 20 * scale) / scale if rng.random() < .7 else rng.uniform(0, 20)
+            s = rng.randint(0, 20 * scale) / scale if rng.random() < 0.7 else rng.uniform(0, 20)
             dur = rng.choice([0, rng.randint(0, 6 * scale) / scale, rng.uniform(0, 8), 30])
             segs.append(Segment(s, s + dur, "A", k))
         segs.sort(key=lambda g: (g.start, g.end))
         words = []
         for _ in range(rng.randint(1, 8)):
-            ws = rng.randint(-2, 25 * scale) / scale if rng.random() < .7 else rng.uniform(-1, 25)
+            ws = rng.randint(-2, 25 * scale) / scale if rng.random() < 0.7 else rng.uniform(-1, 25)
             k = rng.random()
-            we = (None if k < .1 else ws - rng.choice([.25, .5, 1, 2]) if k < .2
-                  else ws + rng.randint(0, 5 * scale) / scale)
-            words.append(Word("w", None, None) if rng.random() < .05 else Word("w", ws, we))
+            we = (
+                None
+                if k < 0.1
+                else ws - rng.choice([0.25, 0.5, 1, 2])
+                if k < 0.2
+                else ws + rng.randint(0, 5 * scale) / scale
+            )
+            words.append(Word("w", None, None) if rng.random() < 0.05 else Word("w", ws, we))
         assert assign(words, segs) == _assign_reference(words, segs)
 
 
 def test_vtt_named_once_keeps_its_continuation(tmp_path):
     """A 'Name:' seen once is taken for text; the cue's next line used to be dropped with it."""
     p = tmp_path / "s.vtt"
-    p.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nT: one\n\n00:00:02.000 --> 00:00:03.000\nT: two\n\n"
-                 "00:00:03.000 --> 00:00:04.000\nLook: I mean\nit is hard\n")
+    p.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nT: one\n\n00:00:02.000 --> 00:00:03.000\nT: two\n\n"
+        "00:00:03.000 --> 00:00:04.000\nLook: I mean\nit is hard\n"
+    )
     s = read(p)
     assert s.turns[-1].text == "Look: I mean it is hard"
 

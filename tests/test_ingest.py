@@ -1,4 +1,5 @@
 """Readers on the shipped examples, and on small generated files (tmp_path) for edge cases."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,17 +31,38 @@ EXAMPLES = [
     ("session_zoom.vtt", "vtt", 45, {"Dr. Maya Okafor": 25, "Jordan Reyes": 20}, {}, 2.0, [1, 2, 3]),
     ("session_teams.vtt", "vtt", 43, {"Ellen Park": 23, "Sam Whitfield": 20}, {}, 2.0, [1, 2, 3]),
     ("session_teams.srt", "srt", 43, {"Ellen Park": 23, "Sam Whitfield": 20}, {}, 2.0, [1, 2, 3]),
-    ("session_export.csv", "csv", 30, {"Dr. Hughes": 15, "Alex": 15},
-     {"Dr. Hughes": "therapist", "Alex": "client"}, 2.0, [2, 3, 4]),
+    (
+        "session_export.csv",
+        "csv",
+        30,
+        {"Dr. Hughes": 15, "Alex": 15},
+        {"Dr. Hughes": "therapist", "Alex": "client"},
+        2.0,
+        [2, 3, 4],
+    ),
     ("session_whisperx.json", "whisperx", 22, {"SPEAKER_00": 11, "SPEAKER_01": 11}, {}, 2.0, [0, 1, 2]),
     ("session.rttm", "rttm", 24, {"SPEAKER_00": 12, "SPEAKER_01": 12}, {}, 2.0, [1, 2, 3]),
-    ("session.docx", "docx", 24, {"Therapist": 12, "Client": 12}, {"Therapist": "therapist", "Client": "client"},
-     None, [3, 4, 5]),
+    (
+        "session.docx",
+        "docx",
+        24,
+        {"Therapist": 12, "Client": 12},
+        {"Therapist": "therapist", "Client": "client"},
+        None,
+        [3, 4, 5],
+    ),
     ("session_table.docx", "docx", 24, {"Dr. Lena Brandt": 12, "Maria": 12}, {}, 2.0, [2, 3, 4]),
     ("session_otter.txt", "otter", 24, {"Dr. Ana Silva": 12, "Chris Moran": 12}, {}, 3.0, [1, 4, 7]),
     ("session.cha", "cha", 24, {"THE": 13, "CLI": 11}, {"THE": "therapist", "CLI": "client"}, 2.0, [9, 10, 11]),
-    ("session_convokit/utterances.jsonl", "convokit", 18, {"counsellor_07": 9, "client_2143": 9},
-     {"counsellor_07": "therapist", "client_2143": "client"}, 0.0, [1, 2, 3]),
+    (
+        "session_convokit/utterances.jsonl",
+        "convokit",
+        18,
+        {"counsellor_07": 9, "client_2143": 9},
+        {"counsellor_07": "therapist", "client_2143": "client"},
+        0.0,
+        [1, 2, 3],
+    ),
     ("session_unlabelled.txt", "text", 14, {"UNKNOWN": 14}, {}, None, [1, 3, 5]),
 ]
 
@@ -81,12 +103,22 @@ def test_cbt_quickstart_is_rich():
     assert "Can we just move on?" in text and "With respect, you don't live my life." in text
 
 
-@pytest.mark.parametrize("name,dialogue", [
-    ("session_whisperx.json", D.WHISPERX), ("session.rttm", D.RTTM), ("session_export.csv", D.CSV),
-    ("session_teams.vtt", D.TEAMS), ("session_teams.srt", D.TEAMS), ("session_zoom.vtt", D.ZOOM),
-    ("session.docx", D.DOCX), ("session_table.docx", D.DOCX), ("session_otter.txt", D.OTTER),
-    ("session_convokit/utterances.jsonl", D.CONVOKIT), ("session_unlabelled.txt", D.UNLABELLED),
-])
+@pytest.mark.parametrize(
+    "name,dialogue",
+    [
+        ("session_whisperx.json", D.WHISPERX),
+        ("session.rttm", D.RTTM),
+        ("session_export.csv", D.CSV),
+        ("session_teams.vtt", D.TEAMS),
+        ("session_teams.srt", D.TEAMS),
+        ("session_zoom.vtt", D.ZOOM),
+        ("session.docx", D.DOCX),
+        ("session_table.docx", D.DOCX),
+        ("session_otter.txt", D.OTTER),
+        ("session_convokit/utterances.jsonl", D.CONVOKIT),
+        ("session_unlabelled.txt", D.UNLABELLED),
+    ],
+)
 def test_examples_keep_every_word(name, dialogue):
     s = read(EX / name)
     assert " ".join(t.text for t in s.turns).split() == words_of(dialogue)
@@ -94,8 +126,9 @@ def test_examples_keep_every_word(name, dialogue):
 
 def test_vtt_times_are_milliseconds_and_srt_agrees():
     v, s = read(EX / "session_teams.vtt"), read(EX / "session_teams.srt")
-    assert [(t.speaker, t.start, t.end, t.text) for t in v.turns] == [(t.speaker, t.start, t.end, t.text)
-                                                                      for t in s.turns]
+    assert [(t.speaker, t.start, t.end, t.text) for t in v.turns] == [
+        (t.speaker, t.start, t.end, t.text) for t in s.turns
+    ]
     z = read(EX / "session_zoom.vtt")
     assert z.turns[1].start == pytest.approx(9.919) and z.turns[0].end == pytest.approx(8.906)
 
@@ -139,6 +172,7 @@ def test_cha_agrees_with_pylangacq():
 
 # ---- plain text details ---------------------------------------------------------------------------
 
+
 def write(tmp_path, name, text, encoding="utf-8"):
     p = tmp_path / name
     p.write_bytes(text.encode(encoding)) if isinstance(text, str) else p.write_bytes(text)
@@ -146,38 +180,58 @@ def write(tmp_path, name, text, encoding="utf-8"):
 
 
 def test_text_labels_timestamps_and_continuations(tmp_path):
-    p = write(tmp_path, "s.txt", "\n".join([
-        "Counselling session, week 3",
-        "",
-        "[00:01:23] Counsellor: Welcome back.",
-        "Patient (00:01:30): Thanks.",
-        "It's been a long week.",
-        "",
-        "And I'm tired.",
-        "00:02:05 - Dr. Smith: Dr. Smith here, covering today. Note: nothing changes.",
-        "SPEAKER_00: (12:05) Unlabelled diariser id.",
-        "1:23 Interviewer: Short form.",
-        "C: [00:03:10.450] Timestamp after the label.",
-        "00:04:00",
-        "T: Timed by the line above.",
-        "Dr. Smith: Bye for now.",
-    ]))
+    p = write(
+        tmp_path,
+        "s.txt",
+        "\n".join(
+            [
+                "Counselling session, week 3",
+                "",
+                "[00:01:23] Counsellor: Welcome back.",
+                "Patient (00:01:30): Thanks.",
+                "It's been a long week.",
+                "",
+                "And I'm tired.",
+                "00:02:05 - Dr. Smith: Dr. Smith here, covering today. Note: nothing changes.",
+                "SPEAKER_00: (12:05) Unlabelled diariser id.",
+                "1:23 Interviewer: Short form.",
+                "C: [00:03:10.450] Timestamp after the label.",
+                "00:04:00",
+                "T: Timed by the line above.",
+                "Dr. Smith: Bye for now.",
+            ]
+        ),
+    )
     s = read(p)
-    assert [t.speaker for t in s.turns] == ["Counsellor", "Patient", "Dr. Smith", "SPEAKER_00", "Interviewer",
-                                             "C", "T", "Dr. Smith"]
+    assert [t.speaker for t in s.turns] == [
+        "Counsellor",
+        "Patient",
+        "Dr. Smith",
+        "SPEAKER_00",
+        "Interviewer",
+        "C",
+        "T",
+        "Dr. Smith",
+    ]
     assert [t.start for t in s.turns] == [83.0, 90.0, 125.0, 725.0, 83.0, 190.45, 240.0, None]
     assert [t.utterances[0].source for t in s.turns] == [3, 4, 8, 9, 10, 11, 13, 14]
     assert s.turns[1].text == "Thanks. It's been a long week. And I'm tired."
     assert s.turns[2].text == "Dr. Smith here, covering today. Note: nothing changes."
     assert s.meta["header"] == ["Counselling session, week 3"]
     roles = {k: v.role for k, v in s.speakers.items()}
-    assert roles == {"Counsellor": "therapist", "Patient": "client", "Dr. Smith": "unknown",
-                     "SPEAKER_00": "unknown", "Interviewer": "therapist", "C": "client", "T": "therapist"}
+    assert roles == {
+        "Counsellor": "therapist",
+        "Patient": "client",
+        "Dr. Smith": "unknown",
+        "SPEAKER_00": "unknown",
+        "Interviewer": "therapist",
+        "C": "client",
+        "T": "therapist",
+    }
 
 
 def test_text_sentence_with_colon_is_not_a_label(tmp_path):
-    p = write(tmp_path, "s.txt", "T: How was it?\nC: Here's the thing: I went.\nWhat I mean is: it helped.\n"
-                                 "T: Good.\n")
+    p = write(tmp_path, "s.txt", "T: How was it?\nC: Here's the thing: I went.\nWhat I mean is: it helped.\nT: Good.\n")
     s = read(p)
     assert [t.speaker for t in s.turns] == ["T", "C", "T"]
     assert s.turns[1].text == "Here's the thing: I went. What I mean is: it helped."
@@ -202,8 +256,9 @@ def test_one_speaker_and_three_speakers(tmp_path):
     one = read(write(tmp_path, "one.txt", "Client: I wanted to say something.\nClient: And one more thing.\n"))
     assert set(one.speakers) == {"Client"} and len(one.turns) == 2
     assert one.speakers["Client"].role == "client"
-    three = read(write(tmp_path, "three.txt", "T: Hello both.\nC: Hi.\nMother: Hello.\nT: Who starts?\n"
-                                              "Mother: I will.\n"))
+    three = read(
+        write(tmp_path, "three.txt", "T: Hello both.\nC: Hi.\nMother: Hello.\nT: Who starts?\nMother: I will.\n")
+    )
     assert list(three.speakers) == ["T", "C", "Mother"]
     assert {k: v.role for k, v in three.speakers.items()} == {"T": "therapist", "C": "client", "Mother": "unknown"}
 
@@ -216,19 +271,26 @@ TEXT = "T: Caf\u00e9 or tea? \u201cEither\u201d is fine.\nC: Na\u00efve question
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "cp1252"])
 @pytest.mark.parametrize("suffix", [".txt", ".csv", ".vtt"])
 def test_encodings(tmp_path, encoding, suffix):
-    body = {".txt": TEXT,
-            ".csv": "speaker,text\nT,Caf\u00e9 or tea? \u201cEither\u201d is fine.\nC,Na\u00efve question \u2013 tea.\n",
-            ".vtt": "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nT: Caf\u00e9 or tea? \u201cEither\u201d is fine.\n\n"
-                    "00:00:02.500 --> 00:00:04.000\nC: Na\u00efve question \u2013 tea.\n"}[suffix]
+    body = {
+        ".txt": TEXT,
+        ".csv": "speaker,text\nT,Caf\u00e9 or tea? \u201cEither\u201d is fine.\nC,Na\u00efve question \u2013 tea.\n",
+        ".vtt": "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nT: Caf\u00e9 or tea? \u201cEither\u201d is fine.\n\n"
+        "00:00:02.500 --> 00:00:04.000\nC: Na\u00efve question \u2013 tea.\n",
+    }[suffix]
     s = read(write(tmp_path, "s" + suffix, body, encoding))
-    assert [t.text for t in s.turns] == ["Caf\u00e9 or tea? \u201cEither\u201d is fine.", "Na\u00efve question \u2013 tea."]
+    assert [t.text for t in s.turns] == [
+        "Caf\u00e9 or tea? \u201cEither\u201d is fine.",
+        "Na\u00efve question \u2013 tea.",
+    ]
     assert [t.speaker for t in s.turns] == ["T", "C"]
 
 
 # ---- malformed input: one clear InputError naming the file and line or field -------------------------
 
-@pytest.mark.parametrize("name", ["e.txt", "e.csv", "e.tsv", "e.json", "e.jsonl", "e.vtt", "e.srt", "e.cha",
-                                  "e.rttm", "e.docx", "blank.txt"])
+
+@pytest.mark.parametrize(
+    "name", ["e.txt", "e.csv", "e.tsv", "e.json", "e.jsonl", "e.vtt", "e.srt", "e.cha", "e.rttm", "e.docx", "blank.txt"]
+)
 def test_empty_files(tmp_path, name):
     p = write(tmp_path, name, "  \n\n" if name == "blank.txt" else "")
     with pytest.raises(InputError) as ei:
@@ -236,22 +298,45 @@ def test_empty_files(tmp_path, name):
     assert str(p) in str(ei.value) and "empty" in str(ei.value)
 
 
-@pytest.mark.parametrize("name,body,line,where", [
-    ("bad.txt", "[00:01:02] T: Fine.\n[00:61:xx] C: Broken.\n", 2, "00:61:xx"),
-    ("bad2.txt", "T: Fine.\n00:75:10 C: Minutes out of range.\n", 2, "00:75:10"),
-    ("bad.vtt", "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nT: ok\n\n00:00:03.000 --> 00:0x:04.000\nC: bad\n", 6,
-     "cue timing"),
-    ("bad.srt", "1\n00:00:01,000 --> 00:00:02,000\nT: ok\n\n2\n00:00:03,000 --> 00:00:0a,000\nC: bad\n", 6,
-     "cue timing"),
-    ("bad.csv", "speaker,text,start\nT,hello,00:00:01\nC,hi,1:2:3:4\n", 3, "[start]"),
-    ("bad_otter.txt", "Dr. Lee  0:03\nHello.\n\nSam  0:09\nHi.\n\nDr. Lee  0:7x\nHow are you?\n", 7, "0:7x"),
-    ("bad.cha", "@Begin\n@Participants:\tTHE Therapist, CLI Client\n*THE:\thello . \x15100_abc\x15\n@End\n", 3,
-     "bullet"),
-    ("bad.rttm", "SPEAKER s 1 0.0 1.5 <NA> <NA> A <NA> <NA>\nSPEAKER s 1 zero 1.5 <NA> <NA> B <NA> <NA>\n", 2,
-     "onset"),
-    ("bad.jsonl", '{"id": "u0", "speaker": "T", "text": "hi", "conversation_id": "c"}\n{"id": "u1", "spea\n', 2,
-     "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "name,body,line,where",
+    [
+        ("bad.txt", "[00:01:02] T: Fine.\n[00:61:xx] C: Broken.\n", 2, "00:61:xx"),
+        ("bad2.txt", "T: Fine.\n00:75:10 C: Minutes out of range.\n", 2, "00:75:10"),
+        (
+            "bad.vtt",
+            "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nT: ok\n\n00:00:03.000 --> 00:0x:04.000\nC: bad\n",
+            6,
+            "cue timing",
+        ),
+        (
+            "bad.srt",
+            "1\n00:00:01,000 --> 00:00:02,000\nT: ok\n\n2\n00:00:03,000 --> 00:00:0a,000\nC: bad\n",
+            6,
+            "cue timing",
+        ),
+        ("bad.csv", "speaker,text,start\nT,hello,00:00:01\nC,hi,1:2:3:4\n", 3, "[start]"),
+        ("bad_otter.txt", "Dr. Lee  0:03\nHello.\n\nSam  0:09\nHi.\n\nDr. Lee  0:7x\nHow are you?\n", 7, "0:7x"),
+        (
+            "bad.cha",
+            "@Begin\n@Participants:\tTHE Therapist, CLI Client\n*THE:\thello . \x15100_abc\x15\n@End\n",
+            3,
+            "bullet",
+        ),
+        (
+            "bad.rttm",
+            "SPEAKER s 1 0.0 1.5 <NA> <NA> A <NA> <NA>\nSPEAKER s 1 zero 1.5 <NA> <NA> B <NA> <NA>\n",
+            2,
+            "onset",
+        ),
+        (
+            "bad.jsonl",
+            '{"id": "u0", "speaker": "T", "text": "hi", "conversation_id": "c"}\n{"id": "u1", "spea\n',
+            2,
+            "invalid JSON",
+        ),
+    ],
+)
 def test_bad_lines_are_named(tmp_path, name, body, line, where):
     p = write(tmp_path, name, body)
     with pytest.raises(InputError) as ei:
@@ -261,8 +346,14 @@ def test_bad_lines_are_named(tmp_path, name, body, line, where):
     assert str(e).startswith(f"{p}:{line}") and where in str(e)
 
 
-@pytest.mark.parametrize("body", ['{"segments": [{"start": 0.0, "end": 1.0, "text": "hi"', '[{"speaker": "T", "te',
-                                  '{"schema": "alliance-nlp/session", "version": "1.0", "turns": [\n{"speaker":'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"segments": [{"start": 0.0, "end": 1.0, "text": "hi"',
+        '[{"speaker": "T", "te',
+        '{"schema": "alliance-nlp/session", "version": "1.0", "turns": [\n{"speaker":',
+    ],
+)
 def test_truncated_json(tmp_path, body):
     p = write(tmp_path, "t.json", body)
     with pytest.raises(InputError) as ei:
@@ -299,8 +390,20 @@ def test_binary_file_is_rejected(tmp_path):
 def test_format_override_reads_unknown_extension(tmp_path):
     s = read(write(tmp_path, "transcript.log", "T: Hello.\nC: Hi.\n"), format="text")
     assert [t.speaker for t in s.turns] == ["T", "C"]
-    assert set(READERS) >= {"text", "csv", "tsv", "json", "convokit", "vtt", "srt", "whisperx", "rttm", "docx",
-                            "otter", "cha"}
+    assert set(READERS) >= {
+        "text",
+        "csv",
+        "tsv",
+        "json",
+        "convokit",
+        "vtt",
+        "srt",
+        "whisperx",
+        "rttm",
+        "docx",
+        "otter",
+        "cha",
+    }
 
 
 def test_sniffing_ambiguous_extensions(tmp_path):
@@ -308,7 +411,14 @@ def test_sniffing_ambiguous_extensions(tmp_path):
     assert detect_format(write(tmp_path, "b.txt", "T: Hello.\nC: Hi.\n")) == "text"
     assert detect_format(write(tmp_path, "c.json", '[{"speaker": "T", "text": "hi"}]')) == "json"
     assert detect_format(write(tmp_path, "d.json", '{"segments": []}')) == "whisperx"
-    assert detect_format(write(tmp_path, "e.json", json.dumps([{"id": "u0", "speaker": "a", "text": "hi",
-                                                                 "conversation_id": "c", "reply_to": None}]))) \
+    assert (
+        detect_format(
+            write(
+                tmp_path,
+                "e.json",
+                json.dumps([{"id": "u0", "speaker": "a", "text": "hi", "conversation_id": "c", "reply_to": None}]),
+            )
+        )
         == "convokit"
+    )
     assert detect_format(write(tmp_path, "f.data", "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n")) == "vtt"

@@ -1,4 +1,5 @@
 """Format-specific reader behaviour on small generated files."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,22 @@ def write(tmp_path, name, text):
     return p
 
 
-@pytest.mark.parametrize("value,seconds", [
-    (83.5, 83.5), ("83.5", 83.5), ("1:23", 83.0), ("00:01:23", 83.0), ("00:01:23.450", 83.45),
-    ("00:01:23,450", 83.45), ("1:02:03.5", 3723.5), ("75:10", 4510.0), ("", None), (None, None), ("NA", None),
-])
+@pytest.mark.parametrize(
+    "value,seconds",
+    [
+        (83.5, 83.5),
+        ("83.5", 83.5),
+        ("1:23", 83.0),
+        ("00:01:23", 83.0),
+        ("00:01:23.450", 83.45),
+        ("00:01:23,450", 83.45),
+        ("1:02:03.5", 3723.5),
+        ("75:10", 4510.0),
+        ("", None),
+        (None, None),
+        ("NA", None),
+    ],
+)
 def test_parse_time(value, seconds):
     assert parse_time(value) == pytest.approx(seconds) if seconds is not None else parse_time(value) is None
 
@@ -35,16 +48,29 @@ def test_parse_time_rejects(value):
         parse_time(value)
 
 
-@pytest.mark.parametrize("label,role", [
-    ("T", "therapist"), ("Therapist", "therapist"), ("Counselor", "therapist"), ("Counsellor 2", "therapist"),
-    ("interviewer", "therapist"), ("C", "client"), ("Client (J.)", "client"), ("PATIENT", "client"),
-    ("Dr. Smith", None), ("SPEAKER_00", None), ("Mother", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "label,role",
+    [
+        ("T", "therapist"),
+        ("Therapist", "therapist"),
+        ("Counselor", "therapist"),
+        ("Counsellor 2", "therapist"),
+        ("interviewer", "therapist"),
+        ("C", "client"),
+        ("Client (J.)", "client"),
+        ("PATIENT", "client"),
+        ("Dr. Smith", None),
+        ("SPEAKER_00", None),
+        ("Mother", None),
+        ("", None),
+    ],
+)
 def test_role_from_label(label, role):
     assert role_from_label(label) == role
 
 
 # ---- session JSON ------------------------------------------------------------------------------------
+
 
 def test_session_json_round_trip(tmp_path):
     s = read(EX / "session_cbt.txt")
@@ -67,10 +93,18 @@ def test_session_json_wrong_version(tmp_path):
 
 
 def test_simple_json_list(tmp_path):
-    p = write(tmp_path, "s.json", json.dumps({"utterances": [
-        {"speaker": "Therapist", "text": "Hello.", "start": "00:00:01.5", "end": 3},
-        {"speaker": "Client", "text": "Hi.", "start": 3.5},
-    ]}))
+    p = write(
+        tmp_path,
+        "s.json",
+        json.dumps(
+            {
+                "utterances": [
+                    {"speaker": "Therapist", "text": "Hello.", "start": "00:00:01.5", "end": 3},
+                    {"speaker": "Client", "text": "Hi.", "start": 3.5},
+                ]
+            }
+        ),
+    )
     s = read(p)
     assert [(t.speaker, t.start, t.end) for t in s.turns] == [("Therapist", 1.5, 3.0), ("Client", 3.5, None)]
     assert [t.utterances[0].source for t in s.turns] == [0, 1]
@@ -85,20 +119,25 @@ def test_simple_json_list(tmp_path):
 
 # ---- CSV ---------------------------------------------------------------------------------------------
 
+
 def test_csv_explicit_columns_and_semicolons(tmp_path):
     p = write(tmp_path, "s.csv", "Wer;Was;Beginn\nTherapeut;Hallo.;0:01\nKlientin;Hallo!;0:04\n")
     with pytest.raises(InputError, match="no text column"):
         read(p)
     s = read(p, columns={"speaker": "Wer", "text": "Was", "start": "Beginn"})
-    assert [(t.speaker, t.text, t.start) for t in s.turns] == [("Therapeut", "Hallo.", 1.0), ("Klientin", "Hallo!", 4.0)]
+    assert [(t.speaker, t.text, t.start) for t in s.turns] == [
+        ("Therapeut", "Hallo.", 1.0),
+        ("Klientin", "Hallo!", 4.0),
+    ]
     with pytest.raises(InputError, match="'Nope' not found") as ei:
         read(p, columns={"text": "Nope"})
     assert ei.value.field == "text"
 
 
 def test_csv_role_column_and_line_numbers(tmp_path):
-    p = write(tmp_path, "s.csv", 'interlocutor,utterance_text,begin\ntherapist,"Line one\nline two",1.5\n\n'
-                                 'client,Reply,4\n')
+    p = write(
+        tmp_path, "s.csv", 'interlocutor,utterance_text,begin\ntherapist,"Line one\nline two",1.5\n\nclient,Reply,4\n'
+    )
     s = read(p)
     assert [t.speaker for t in s.turns] == ["therapist", "client"]
     assert [t.utterances[0].source for t in s.turns] == [2, 5]
@@ -119,14 +158,22 @@ def test_tsv(tmp_path):
 
 # ---- subtitles ---------------------------------------------------------------------------------------
 
+
 def test_vtt_two_voices_in_one_cue_and_unnamed_cue(tmp_path):
-    p = write(tmp_path, "s.vtt", "WEBVTT\n\nNOTE made by hand\n\n1\n00:00:01.250 --> 00:00:04.999\n"
-                                 "<v Dr. Lee>Hello there.</v>\n<v Sam>Hi.</v>\n\n2\n00:00:05.000 --> 00:00:07.000\n"
-                                 "<v.loud Sam>I <b>mean</b> it.</v>\n\n3\n00:00:07.500 --> 00:00:09.000\nstill Sam talking\n")
+    p = write(
+        tmp_path,
+        "s.vtt",
+        "WEBVTT\n\nNOTE made by hand\n\n1\n00:00:01.250 --> 00:00:04.999\n"
+        "<v Dr. Lee>Hello there.</v>\n<v Sam>Hi.</v>\n\n2\n00:00:05.000 --> 00:00:07.000\n"
+        "<v.loud Sam>I <b>mean</b> it.</v>\n\n3\n00:00:07.500 --> 00:00:09.000\nstill Sam talking\n",
+    )
     s = read(p)
     assert [(t.speaker, t.text, t.start, t.end, t.utterances[0].source) for t in s.turns] == [
-        ("Dr. Lee", "Hello there.", 1.25, 4.999, 1), ("Sam", "Hi.", 1.25, 4.999, 1),
-        ("Sam", "I mean it.", 5.0, 7.0, 2), ("Sam", "still Sam talking", 7.5, 9.0, 3)]
+        ("Dr. Lee", "Hello there.", 1.25, 4.999, 1),
+        ("Sam", "Hi.", 1.25, 4.999, 1),
+        ("Sam", "I mean it.", 5.0, 7.0, 2),
+        ("Sam", "still Sam talking", 7.5, 9.0, 3),
+    ]
 
 
 def test_vtt_not_webvtt(tmp_path):
@@ -136,33 +183,58 @@ def test_vtt_not_webvtt(tmp_path):
 
 
 def test_srt_without_names_is_unlabelled(tmp_path):
-    s = read(write(tmp_path, "s.srt", "1\n00:00:01,000 --> 00:00:02,500\nhello\nthere\n\n2\n"
-                                      "00:00:03,000 --> 00:00:04,000\n<i>hi</i>\n"))
-    assert [(t.speaker, t.text, t.start, t.end) for t in s.turns] == [("UNKNOWN", "hello there", 1.0, 2.5),
-                                                                       ("UNKNOWN", "hi", 3.0, 4.0)]
+    s = read(
+        write(
+            tmp_path,
+            "s.srt",
+            "1\n00:00:01,000 --> 00:00:02,500\nhello\nthere\n\n2\n00:00:03,000 --> 00:00:04,000\n<i>hi</i>\n",
+        )
+    )
+    assert [(t.speaker, t.text, t.start, t.end) for t in s.turns] == [
+        ("UNKNOWN", "hello there", 1.0, 2.5),
+        ("UNKNOWN", "hi", 3.0, 4.0),
+    ]
     assert s.unlabelled
 
 
 # ---- WhisperX, RTTM ------------------------------------------------------------------------------------
 
+
 def test_whisperx_word_segments_only_and_untimed_words(tmp_path):
-    ws = [{"word": "Hello", "start": 0.1, "end": 0.4, "speaker": "A"}, {"word": "there.", "start": 0.5, "end": 0.8,
-                                                                       "speaker": "A"},
-          {"word": "Hi", "start": 1.2, "end": 1.4, "speaker": "B"}, {"word": "2", "speaker": "B"}]
+    ws = [
+        {"word": "Hello", "start": 0.1, "end": 0.4, "speaker": "A"},
+        {"word": "there.", "start": 0.5, "end": 0.8, "speaker": "A"},
+        {"word": "Hi", "start": 1.2, "end": 1.4, "speaker": "B"},
+        {"word": "2", "speaker": "B"},
+    ]
     s = read(write(tmp_path, "w.json", json.dumps({"word_segments": ws})))
-    assert [(t.speaker, t.text, t.start, t.end) for t in s.turns] == [("A", "Hello there.", 0.1, 0.8),
-                                                                       ("B", "Hi 2", 1.2, 1.4)]
+    assert [(t.speaker, t.text, t.start, t.end) for t in s.turns] == [
+        ("A", "Hello there.", 0.1, 0.8),
+        ("B", "Hi 2", 1.2, 1.4),
+    ]
     with pytest.raises(InputError) as ei:
-        read(write(tmp_path, "x.json", json.dumps({"segments": [{"start": 0, "end": 1, "text": "a",
-                                                                 "words": [{"start": 0}]}]})))
+        read(
+            write(
+                tmp_path,
+                "x.json",
+                json.dumps({"segments": [{"start": 0, "end": 1, "text": "a", "words": [{"start": 0}]}]}),
+            )
+        )
     assert ei.value.field == "segments[0].words[0]"
 
 
-RTTM = ("SPEAKER s 1 0.00 2.00 <NA> <NA> T <NA> <NA>\n;; comment\nSPEAKER s 1 2.10 1.50 <NA> <NA> C <NA> <NA>\n"
-        "SPEAKER s 1 5.00 1.00 <NA> <NA> T <NA> <NA>\n")
-WORDS = [{"word": "Hello", "start": 0.2, "end": 0.6}, {"word": "there.", "start": 1.7, "end": 2.4},  # mostly T
-         {"word": "Hi.", "start": 2.5, "end": 2.9}, {"word": "Fine", "start": 4.0, "end": 4.2},  # gap: nearest C
-         {"word": "good.", "start": 4.7, "end": 4.9}, {"word": "4", "start": None, "end": None}]  # nearest T, untimed
+RTTM = (
+    "SPEAKER s 1 0.00 2.00 <NA> <NA> T <NA> <NA>\n;; comment\nSPEAKER s 1 2.10 1.50 <NA> <NA> C <NA> <NA>\n"
+    "SPEAKER s 1 5.00 1.00 <NA> <NA> T <NA> <NA>\n"
+)
+WORDS = [
+    {"word": "Hello", "start": 0.2, "end": 0.6},
+    {"word": "there.", "start": 1.7, "end": 2.4},  # mostly T
+    {"word": "Hi.", "start": 2.5, "end": 2.9},
+    {"word": "Fine", "start": 4.0, "end": 4.2},  # gap: nearest C
+    {"word": "good.", "start": 4.7, "end": 4.9},
+    {"word": "4", "start": None, "end": None},
+]  # nearest T, untimed
 
 
 def test_rttm_overlap_nearest_and_untimed(tmp_path):
@@ -172,7 +244,10 @@ def test_rttm_overlap_nearest_and_untimed(tmp_path):
     write(tmp_path, "s_words.json", json.dumps({"words": WORDS}))
     s = read(p)
     assert [(t.speaker, t.text, t.start, t.end, t.utterances[0].source) for t in s.turns] == [
-        ("T", "Hello there.", 0.2, 2.4, 1), ("C", "Hi. Fine", 2.5, 4.2, 3), ("T", "good. 4", 4.7, 4.9, 4)]
+        ("T", "Hello there.", 0.2, 2.4, 1),
+        ("C", "Hi. Fine", 2.5, 4.2, 3),
+        ("T", "good. 4", 4.7, 4.9, 4),
+    ]
     other = write(tmp_path, "elsewhere/asr.json", json.dumps({"segments": [{"text": "x", "words": WORDS}]}))
     assert [t.text for t in read(p, words=other).turns] == ["Hello there.", "Hi. Fine", "good. 4"]
     with pytest.raises(InputError, match="words file not found"):
@@ -189,6 +264,7 @@ def test_rttm_bad_lines(tmp_path):
 
 # ---- docx, otter, cha, convokit ----------------------------------------------------------------------
 
+
 def test_docx_paragraphs_and_headerless_table(tmp_path):
     docx = pytest.importorskip("docx")
     d = docx.Document()
@@ -198,47 +274,84 @@ def test_docx_paragraphs_and_headerless_table(tmp_path):
     d.add_paragraph("Mostly okay.")
     d.save(tmp_path / "p.docx")
     s = read(tmp_path / "p.docx")
-    assert [(t.speaker, t.text, t.start) for t in s.turns] == [("Therapist", "How are you?", 5.0),
-                                                                ("Client", "Okay. Mostly okay.", None)]
+    assert [(t.speaker, t.text, t.start) for t in s.turns] == [
+        ("Therapist", "How are you?", 5.0),
+        ("Client", "Okay. Mostly okay.", None),
+    ]
     assert s.meta["header"] == ["Session notes"] and s.meta["layout"] == "paragraphs"
     d = docx.Document()
     t = d.add_table(rows=0, cols=3)
-    for row in [("0:05", "T", "How are you doing this week?"), ("0:09", "C", "Better, I think, thanks."),
-                ("0:15", "T", "Good to hear that.")]:
+    for row in [
+        ("0:05", "T", "How are you doing this week?"),
+        ("0:09", "C", "Better, I think, thanks."),
+        ("0:15", "T", "Good to hear that."),
+    ]:
         cells = t.add_row().cells
         for c, v in zip(cells, row):
             c.text = v
     d.save(tmp_path / "t.docx")
     s = read(tmp_path / "t.docx")
-    assert [(t.speaker, t.start, t.utterances[0].source) for t in s.turns] == [("T", 5.0, 1), ("C", 9.0, 2),
-                                                                                ("T", 15.0, 3)]
+    assert [(t.speaker, t.start, t.utterances[0].source) for t in s.turns] == [
+        ("T", 5.0, 1),
+        ("C", 9.0, 2),
+        ("T", 15.0, 3),
+    ]
     assert s.speakers["T"].role == "therapist"
 
 
 def test_otter_roles_and_footer(tmp_path):
-    s = read(write(tmp_path, "o.txt", "Therapist  0:02\nHi.\n\nClient  1:05:10\nHello.\nStill me.\n\n"
-                                      "Transcribed by https://otter.ai\n"), format="otter")
-    assert [(t.speaker, t.text, t.start, t.end) for t in s.turns] == [("Therapist", "Hi.", 2.0, 3910.0),
-                                                                       ("Client", "Hello. Still me.", 3910.0, None)]
+    s = read(
+        write(
+            tmp_path,
+            "o.txt",
+            "Therapist  0:02\nHi.\n\nClient  1:05:10\nHello.\nStill me.\n\nTranscribed by https://otter.ai\n",
+        ),
+        format="otter",
+    )
+    assert [(t.speaker, t.text, t.start, t.end) for t in s.turns] == [
+        ("Therapist", "Hi.", 2.0, 3910.0),
+        ("Client", "Hello. Still me.", 3910.0, None),
+    ]
     assert s.speakers["Client"].role == "client"
 
 
 def test_cha_without_bullets_and_participant_roles(tmp_path):
-    s = read(write(tmp_path, "s.cha", "@Begin\n@Participants:\tCOU Counselor, PAT Patient, MOT Mother\n"
-                                      "*COU:\thow are you ?\n%mor:\tpro|how v|be pro|you ?\n*PAT:\tfine xxx .\n"
-                                      "*MOT:\the is fine +...\n@End\n"))
-    assert [(t.speaker, t.text, t.start) for t in s.turns] == [("COU", "how are you?", None), ("PAT", "fine.", None),
-                                                                ("MOT", "he is fine", None)]
+    s = read(
+        write(
+            tmp_path,
+            "s.cha",
+            "@Begin\n@Participants:\tCOU Counselor, PAT Patient, MOT Mother\n"
+            "*COU:\thow are you ?\n%mor:\tpro|how v|be pro|you ?\n*PAT:\tfine xxx .\n"
+            "*MOT:\the is fine +...\n@End\n",
+        )
+    )
+    assert [(t.speaker, t.text, t.start) for t in s.turns] == [
+        ("COU", "how are you?", None),
+        ("PAT", "fine.", None),
+        ("MOT", "he is fine", None),
+    ]
     assert {k: v.role for k, v in s.speakers.items()} == {"COU": "therapist", "PAT": "client", "MOT": "unknown"}
 
 
 def test_convokit_conversations_and_speakers_json(tmp_path):
-    rows = [{"id": f"u{i}", "speaker": spk, "text": f"utt {i}", "reply_to": None, "timestamp": None,
-             "conversation_id": conv, "meta": {}} for i, (spk, conv) in enumerate([("a", "c1"), ("b", "c1"),
-                                                                                   ("a", "c2")])]
+    rows = [
+        {
+            "id": f"u{i}",
+            "speaker": spk,
+            "text": f"utt {i}",
+            "reply_to": None,
+            "timestamp": None,
+            "conversation_id": conv,
+            "meta": {},
+        }
+        for i, (spk, conv) in enumerate([("a", "c1"), ("b", "c1"), ("a", "c2")])
+    ]
     p = write(tmp_path, "corpus/utterances.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
-    write(tmp_path, "corpus/speakers.json", json.dumps({"a": {"meta": {"role": "therapist"}, "vectors": []},
-                                                        "b": {"meta": {"role": "patient"}}}))
+    write(
+        tmp_path,
+        "corpus/speakers.json",
+        json.dumps({"a": {"meta": {"role": "therapist"}, "vectors": []}, "b": {"meta": {"role": "patient"}}}),
+    )
     with pytest.raises(InputError, match="2 conversations"):
         read(p)
     s = read(p, conversation="c1")
@@ -258,6 +371,7 @@ def test_convokit_epoch_timestamps_are_relative():
 
 def test_unknown_reader_option_is_an_input_error(tmp_path):
     from alliance_nlp.ingest import reader_options
+
     p = write(tmp_path, "s.txt", "T: hi\nC: hello\n")
     with pytest.raises(InputError, match="takes no option 'columns'"):
         read(p, columns={"text": "x"})

@@ -1,4 +1,5 @@
 """The model card's metrics block is written from the evaluation results, and stays true to them."""
+
 import json
 from pathlib import Path
 

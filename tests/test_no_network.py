@@ -1,5 +1,6 @@
 """Transcripts are clinical data: the whole pipeline runs with every network connection refused, and
 with the Hugging Face offline switch unset (so nothing relies on it to stay local)."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """SEGMENT: the classifier's units (records, long ones cut into sentence-packed pieces) with offsets and
 times; analysis windows by time and by turns."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,8 +11,10 @@ from alliance_nlp.sentences import sentencizer, split_utterance
 from alliance_nlp.session import Session, Turn, Utterance, Word
 from alliance_nlp.windows import make_windows
 
-LONG = ("I have been thinking about what you said last week about my drinking. "
-        "It made me angry at first, honestly. But then I realised you might be right about it.")
+LONG = (
+    "I have been thinking about what you said last week about my drinking. "
+    "It made me angry at first, honestly. But then I realised you might be right about it."
+)
 
 
 def session_of(turns):
@@ -25,24 +28,28 @@ def session_of(turns):
 def offsets_ok(s):
     for t in s.turns:
         for u in t.utterances:
-            assert t.text[u.char_start:u.char_end] == u.text
+            assert t.text[u.char_start : u.char_end] == u.text
 
 
 def test_records_are_the_unit_unless_longer_than_the_encoder_reads():
     s = session_of([("C", LONG, 0.0, 10.0), ("T", " ".join([LONG] * 8), 10.0, 90.0)])
     Segmenter()(s)
-    assert len(s.turns[0].utterances) == 1          # a 160-character record stays whole
+    assert len(s.turns[0].utterances) == 1  # a 160-character record stays whole
     pieces = s.turns[1].utterances
     assert len(pieces) > 1 and all(len(u.text) <= DEFAULT_MAX_CHARS for u in pieces)
     assert " ".join(u.text for u in pieces) == s.turns[1].text
-    assert s.provenance["segment"] == {"unit": "record", "max_chars": DEFAULT_MAX_CHARS, "records_split": 1,
-                                       "splitter": "spacy-blank-en-sentencizer"}
+    assert s.provenance["segment"] == {
+        "unit": "record",
+        "max_chars": DEFAULT_MAX_CHARS,
+        "records_split": 1,
+        "splitter": "spacy-blank-en-sentencizer",
+    }
     offsets_ok(s)
 
 
 def test_pack_spans_joins_sentences_up_to_the_limit():
     assert pack_spans([(0, 10), (11, 20), (21, 50), (51, 60)], 25) == [(0, 20), (21, 50), (51, 60)]
-    assert pack_spans([(0, 100)], 25) == [(0, 100)]   # one long sentence stays whole
+    assert pack_spans([(0, 100)], 25) == [(0, 100)]  # one long sentence stays whole
 
 
 def test_long_utterance_split_with_offsets_and_source():

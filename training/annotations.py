@@ -8,6 +8,7 @@ the primary coder's elsewhere. Run everything, and refresh the figures in data/c
 
     python -m training.annotations build
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,11 @@ def agreement(pairs: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> dict:
         both = sum(x and y for x, y in zip(a, b))
         pos = sum(a) + sum(b)
         out["labels"][lab] = {
-            "kappa": _r(cohen_kappa(a, b)), "positive_agreement": _r(2 * both / pos if pos else None),
-            "positives_coder1": sum(a), "positives_coder2": sum(b), "both": both,
+            "kappa": _r(cohen_kappa(a, b)),
+            "positive_agreement": _r(2 * both / pos if pos else None),
+            "positives_coder1": sum(a),
+            "positives_coder2": sum(b),
+            "both": both,
         }
         pooled_a += a
         pooled_b += b
@@ -121,8 +125,9 @@ def reliability_rounds(assignments: dict) -> list[dict]:
     return [rounds] if isinstance(rounds, dict) else list(rounds)
 
 
-def primary_coder(key: tuple[str, str], coders: dict[str, dict], second_coders: set[str],
-                  usable=lambda codes: True) -> str | None:
+def primary_coder(
+    key: tuple[str, str], coders: dict[str, dict], second_coders: set[str], usable=lambda codes: True
+) -> str | None:
     """The session's primary coder: the first coder (assignment order) with usable codes who is not a
     reliability second coder; else a second coder (sessions only they coded)."""
     done = [c for c in coders if key in coders[c] and usable(coders[c][key])]
@@ -187,14 +192,28 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
             codes, coder = coders[primary][key], primary
         sess = corpora[key[0]][key[1]]
         for u in sess.utterances:
-            records.append({"corpus": key[0], "session": key[1], "utterance": u.utterance,
-                            "speaker": u.speaker, "labels": list(codes[u.utterance]), "coder": coder})
+            records.append(
+                {
+                    "corpus": key[0],
+                    "session": key[1],
+                    "utterance": u.utterance,
+                    "speaker": u.speaker,
+                    "labels": list(codes[u.utterance]),
+                    "coder": coder,
+                }
+            )
 
     stats = statistics(records)
-    result = {"version": VERSION, "release": RELEASE_NAME, "utterances": len(records),
-              "sessions": len({(r["corpus"], r["session"]) for r in records}),
-              "adjudicated_sessions": len(adjudicated), "reliability": reliability,
-              "statistics": stats, "problems": problems}
+    result = {
+        "version": VERSION,
+        "release": RELEASE_NAME,
+        "utterances": len(records),
+        "sessions": len({(r["corpus"], r["session"]) for r in records}),
+        "adjudicated_sessions": len(adjudicated),
+        "reliability": reliability,
+        "statistics": stats,
+        "problems": problems,
+    }
     if write:
         with open(root / RELEASE_NAME, "w", encoding="utf-8") as fh:
             for r in records:
@@ -260,40 +279,58 @@ def render_reliability(res: dict) -> str:
     rel = res["reliability"]
     rows = []
     for r in rel["rounds"]:
-        who = ("each session's primary coder" if r["coders"][0] == "primary" else f"coder {r['coders'][0]}")
-        rows.append(f"- Round {r['name']}: {r['n_utterances']} utterances in {r['sessions']} whole sessions, "
-                    f"coded independently by {who} and coder {r['coders'][1]} (neither saw the other's codes); "
-                    f"mean kappa {_f(r['overall']['mean_kappa'])}, pooled {_f(r['overall']['pooled_kappa'])}.")
-    rows += ["", f"Pooled over the rounds: {rel['n_utterances']} utterances in {rel['sessions']} sessions; "
-             f"disagreements adjudicated into release v{res['version']} ({res['adjudicated_sessions']} "
-             "sessions adjudicated).", ""]
+        who = "each session's primary coder" if r["coders"][0] == "primary" else f"coder {r['coders'][0]}"
+        rows.append(
+            f"- Round {r['name']}: {r['n_utterances']} utterances in {r['sessions']} whole sessions, "
+            f"coded independently by {who} and coder {r['coders'][1]} (neither saw the other's codes); "
+            f"mean kappa {_f(r['overall']['mean_kappa'])}, pooled {_f(r['overall']['pooled_kappa'])}."
+        )
+    rows += [
+        "",
+        f"Pooled over the rounds: {rel['n_utterances']} utterances in {rel['sessions']} sessions; "
+        f"disagreements adjudicated into release v{res['version']} ({res['adjudicated_sessions']} "
+        "sessions adjudicated).",
+        "",
+    ]
     head = " | ".join(f"round {r['name']} kappa" for r in rel["rounds"])
-    rows += [f"| label | Cohen's kappa (pooled) | positive agreement | positives (coder 1 / coder 2) | {head} |",
-             "|---|---|---|---|" + "---|" * len(rel["rounds"])]
+    rows += [
+        f"| label | Cohen's kappa (pooled) | positive agreement | positives (coder 1 / coder 2) | {head} |",
+        "|---|---|---|---|" + "---|" * len(rel["rounds"]),
+    ]
     for lab, v in rel["labels"].items():
         per = " | ".join(_f(r["labels"][lab]["kappa"]) for r in rel["rounds"])
-        rows.append(f"| `{lab}` | {_f(v['kappa'])} | {_f(v['positive_agreement'])} | "
-                    f"{v['positives_coder1']} / {v['positives_coder2']} | {per} |")
+        rows.append(
+            f"| `{lab}` | {_f(v['kappa'])} | {_f(v['positive_agreement'])} | "
+            f"{v['positives_coder1']} / {v['positives_coder2']} | {per} |"
+        )
     o = rel["overall"]
     per = " | ".join(f"mean {_f(r['overall']['mean_kappa'])}" for r in rel["rounds"])
-    rows += [f"| **overall** | mean {_f(o['mean_kappa'])}, pooled {_f(o['pooled_kappa'])} | "
-             f"{_f(o['positive_agreement'])} | exact label-set agreement {_f(o['exact_label_set_agreement'])} | {per} |"]
+    rows += [
+        f"| **overall** | mean {_f(o['mean_kappa'])}, pooled {_f(o['pooled_kappa'])} | "
+        f"{_f(o['positive_agreement'])} | exact label-set agreement {_f(o['exact_label_set_agreement'])} | {per} |"
+    ]
     return "\n".join(rows)
 
 
 def render_stats(res: dict) -> str:
     st = res["statistics"]
-    rows = [f"Release v{res['version']}: {res['utterances']} utterances in {res['sessions']} sessions "
-            f"(`data/annotations/{res['release']}`).", "",
-            "| corpus | speaker | utterances | " + " | ".join(f"`{l}`" for l in LABELS) + " | no marker |",
-            "|---|---|---|" + "---|" * (len(LABELS) + 1)]
+    rows = [
+        f"Release v{res['version']}: {res['utterances']} utterances in {res['sessions']} sessions "
+        f"(`data/annotations/{res['release']}`).",
+        "",
+        "| corpus | speaker | utterances | " + " | ".join(f"`{l}`" for l in LABELS) + " | no marker |",
+        "|---|---|---|" + "---|" * (len(LABELS) + 1),
+    ]
     for corpus in sorted(st, key=lambda c: (c == "all", c)):
         for spk in ("therapist", "client", "all"):
             c = st[corpus].get(spk)
             if not c:
                 continue
-            rows.append(f"| {corpus} | {spk} | {c.get('utterances', 0)} | "
-                        + " | ".join(str(c.get(l, 0)) for l in LABELS) + f" | {c.get('none', 0)} |")
+            rows.append(
+                f"| {corpus} | {spk} | {c.get('utterances', 0)} | "
+                + " | ".join(str(c.get(l, 0)) for l in LABELS)
+                + f" | {c.get('none', 0)} |"
+            )
     return "\n".join(rows)
 
 

@@ -7,6 +7,7 @@ chunk are encoded as context only. The best epoch on validation (macro AUPRC) is
 the pos_weight prior shift is undone, a temperature is fitted and a max-F1 threshold chosen, all on
 validation. The CLI is `python -m training.train_classifier`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,31 +44,46 @@ from training.thresholds import best_threshold, expected_calibration_error, f1_a
 
 @dataclass
 class TrainConfig:
-    base_model: str | None = None          # None: the bundled, hash-verified all-MiniLM-L6-v2
-    base_sha256: str | None = None         # for another base model: its model.safetensors hash
+    base_model: str | None = None  # None: the bundled, hash-verified all-MiniLM-L6-v2
+    base_sha256: str | None = None  # for another base model: its model.safetensors hash
     max_length: int = 128
-    lora: dict[str, Any] = field(default_factory=lambda: {
-        "r": 8, "lora_alpha": 16, "lora_dropout": 0.1,
-        "target_modules": ["query", "key", "value", "dense"], "layers_to_transform": [3, 4, 5]})
-    context: dict[str, Any] = field(default_factory=lambda: {
-        "dim": 256, "layers": 1, "heads": 4, "ffn": 512, "window": 8, "lookahead": 0, "dropout": 0.2})
+    lora: dict[str, Any] = field(
+        default_factory=lambda: {
+            "r": 8,
+            "lora_alpha": 16,
+            "lora_dropout": 0.1,
+            "target_modules": ["query", "key", "value", "dense"],
+            "layers_to_transform": [3, 4, 5],
+        }
+    )
+    context: dict[str, Any] = field(
+        default_factory=lambda: {
+            "dim": 256,
+            "layers": 1,
+            "heads": 4,
+            "ffn": 512,
+            "window": 8,
+            "lookahead": 0,
+            "dropout": 0.2,
+        }
+    )
     epochs: int = 5
-    chunk_utterances: int = 32             # utterances with loss per chunk
-    utterances_per_step: int = 96          # loss-bearing utterances per optimiser step
-    encode_batch: int = 32                 # micro-batch for the encoder inside a step
-    lr_encoder: float = 5e-4               # LoRA parameters
-    lr_context: float = 1e-3               # context layer and head
+    chunk_utterances: int = 32  # utterances with loss per chunk
+    utterances_per_step: int = 96  # loss-bearing utterances per optimiser step
+    encode_batch: int = 32  # micro-batch for the encoder inside a step
+    lr_encoder: float = 5e-4  # LoRA parameters
+    lr_context: float = 1e-3  # context layer and head
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
-    pos_weight: str = "sqrt"               # "sqrt" (sqrt of neg/pos), "full" (neg/pos) or "none"
+    pos_weight: str = "sqrt"  # "sqrt" (sqrt of neg/pos), "full" (neg/pos) or "none"
     pos_weight_max: float = 20.0
-    role_dropout: float = 0.05             # share of chunks seen with unknown roles (neutral role)
+    role_dropout: float = 0.05  # share of chunks seen with unknown roles (neutral role)
     seed: int = 13
-    max_steps: int | None = None           # stop early (smoke tests)
+    max_steps: int | None = None  # stop early (smoke tests)
     max_train_sessions: int | None = None  # develop on a subset
     eval_batch: int = 64
-    threads: int | None = 2                # torch CPU threads (None: leave as is)
-    device: str | None = None              # None: cuda when available, else cpu
+    threads: int | None = 2  # torch CPU threads (None: leave as is)
+    device: str | None = None  # None: cuda when available, else cpu
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -76,7 +92,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         base = cls()
-        for k in ("lora", "context"):   # nested dicts merge over the defaults
+        for k in ("lora", "context"):  # nested dicts merge over the defaults
             if k in d:
                 d = dict(d, **{k: {**getattr(base, k), **d[k]}})
         return cls(**d)
@@ -86,6 +102,7 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     text = Path(path).read_text(encoding="utf-8")
     if str(path).endswith((".yaml", ".yml")):
         import yaml
+
         d = yaml.safe_load(text) or {}
     else:
         d = json.loads(text)
@@ -99,7 +116,7 @@ class SessionData:
     split: str
     texts: list[str]
     roles: list[str]
-    labels: np.ndarray      # (T, 6)
+    labels: np.ndarray  # (T, 6)
 
 
 def sessions_from_rows(rows: Sequence[dict]) -> list[SessionData]:
@@ -113,8 +130,15 @@ def sessions_from_rows(rows: Sequence[dict]) -> list[SessionData]:
         splits = {r["split"] for r in rs}
         if len(splits) != 1:
             raise ValueError(f"session {key} spans splits {splits}")
-        out.append(SessionData(key, rs[0]["split"], [r["text"] for r in rs], [r["role"] for r in rs],
-                               np.array([r["labels"] for r in rs], dtype=np.float32).reshape(-1, len(LABELS))))
+        out.append(
+            SessionData(
+                key,
+                rs[0]["split"],
+                [r["text"] for r in rs],
+                [r["role"] for r in rs],
+                np.array([r["labels"] for r in rs], dtype=np.float32).reshape(-1, len(LABELS)),
+            )
+        )
     return out
 
 
@@ -146,6 +170,7 @@ def seed_everything(seed: int) -> None:
 # ---- metrics used for model selection ----------------------------------------------------------
 def average_precision(y: np.ndarray, s: np.ndarray) -> float:
     from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
 
 
@@ -153,9 +178,12 @@ def split_summary(Y: np.ndarray, Z: np.ndarray) -> dict[str, Any]:
     aps = [average_precision(Y[:, j], Z[:, j]) for j in range(len(LABELS))]
     f1s = [best_threshold(Y[:, j], sigmoid(Z[:, j]))[1] for j in range(len(LABELS))]
     q = np.clip(sigmoid(Z), 1e-7, 1 - 1e-7)
-    return {"loss": float(-np.mean(Y * np.log(q) + (1 - Y) * np.log(1 - q))),
-            "macro_auprc": float(np.nanmean(aps)), "macro_f1_oracle": float(np.mean(f1s)),
-            "auprc": dict(zip(LABELS, map(float, aps)))}
+    return {
+        "loss": float(-np.mean(Y * np.log(q) + (1 - Y) * np.log(1 - q))),
+        "macro_auprc": float(np.nanmean(aps)),
+        "macro_f1_oracle": float(np.mean(f1s)),
+        "auprc": dict(zip(LABELS, map(float, aps))),
+    }
 
 
 # ---- training ---------------------------------------------------------------------------------
@@ -164,14 +192,20 @@ def data_version(path: str | os.PathLike | None) -> dict[str, Any]:
     if path is None or not Path(path).is_file():
         return {"release": None}
     from training.annotations import VERSION
+
     p = Path(path)
     h = hashlib.sha256(p.read_bytes()).hexdigest()
     n = sum(1 for line in p.open(encoding="utf-8") if line.strip())
     return {"release": p.name, "version": VERSION, "sha256": h, "utterances": n}
 
 
-def train(cfg: TrainConfig, rows: Sequence[dict], output: str | os.PathLike | None = None,
-          log: Callable[[dict], None] | None = None, data_info: dict | None = None) -> MarkerClassifier:
+def train(
+    cfg: TrainConfig,
+    rows: Sequence[dict],
+    output: str | os.PathLike | None = None,
+    log: Callable[[dict], None] | None = None,
+    data_info: dict | None = None,
+) -> MarkerClassifier:
     """Train, select the best epoch, calibrate on validation; save to `output` when given."""
     from peft import LoraConfig, get_peft_model
 
@@ -205,36 +239,58 @@ def train(cfg: TrainConfig, rows: Sequence[dict], output: str | os.PathLike | No
     ids_none = [tokenize_utterances(tok, s.texts, [None] * len(s.texts), cfg.max_length) for s in train_s]
     Ytr = np.concatenate([s.labels for s in train_s])
     pw = pos_weights(Ytr, cfg.pos_weight, cfg.pos_weight_max)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pw, dtype=torch.float32, device=device),
-                                         reduction="sum")
+    loss_fn = torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor(pw, dtype=torch.float32, device=device), reduction="sum"
+    )
 
     enc_params = [p for p in encoder.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg.lr_encoder},
-                             {"params": list(context.parameters()), "lr": cfg.lr_context}],
-                            weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [{"params": enc_params, "lr": cfg.lr_encoder}, {"params": list(context.parameters()), "lr": cfg.lr_context}],
+        weight_decay=cfg.weight_decay,
+    )
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(Ytr) / cfg.utterances_per_step)
     total = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
     warm = max(1, int(cfg.warmup_fraction * total))
     # linear warm-up, then linear decay to zero
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm))
+    )
 
-    calib_stub = {"logit_offset": [0.0] * len(LABELS), "temperature": [1.0] * len(LABELS),
-                  "threshold": [0.5] * len(LABELS)}
-    run_cfg = {"max_length": cfg.max_length, "context": cfg.context, "calibration": calib_stub,
-               "base_model": {"name": base.info["name"], "sha256": base.info["sha256"]}}
+    calib_stub = {
+        "logit_offset": [0.0] * len(LABELS),
+        "temperature": [1.0] * len(LABELS),
+        "threshold": [0.5] * len(LABELS),
+    }
+    run_cfg = {
+        "max_length": cfg.max_length,
+        "context": cfg.context,
+        "calibration": calib_stub,
+        "base_model": {"name": base.info["name"], "sha256": base.info["sha256"]},
+    }
     predictor = MarkerClassifier(encoder, tok, context, run_cfg, device, cfg.eval_batch)
 
     def predict(split_sessions):
         z = predictor.logits([(s.texts, s.roles) for s in split_sessions])
         return np.concatenate(z), np.concatenate([s.labels for s in split_sessions])
 
-    log({"event": "start", "train_sessions": len(train_s), "train_utterances": int(len(Ytr)),
-         "validation_sessions": len(val_s), "validation_utterances": int(sum(len(s.texts) for s in val_s)),
-         "steps_per_epoch": steps_per_epoch, "total_steps": total, "pos_weight": dict(zip(LABELS, pw.tolist())),
-         "trainable_parameters": int(sum(p.numel() for p in enc_params) + sum(p.numel() for p in context.parameters())),
-         "device": str(device), "threads": torch.get_num_threads()})
+    log(
+        {
+            "event": "start",
+            "train_sessions": len(train_s),
+            "train_utterances": int(len(Ytr)),
+            "validation_sessions": len(val_s),
+            "validation_utterances": int(sum(len(s.texts) for s in val_s)),
+            "steps_per_epoch": steps_per_epoch,
+            "total_steps": total,
+            "pos_weight": dict(zip(LABELS, pw.tolist())),
+            "trainable_parameters": int(
+                sum(p.numel() for p in enc_params) + sum(p.numel() for p in context.parameters())
+            ),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+        }
+    )
     best, best_score, step = None, -np.inf, 0
     for epoch in range(1, cfg.epochs + 1):
         encoder.train()
@@ -249,7 +305,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict], output: str | os.PathLike | No
                 group.append(spans[i])
                 n_loss += spans[i][2] - spans[i][1]
                 i += 1
-            flat, seqs = [], []            # token ids to encode; per chunk (offset, n, roles, loss from, labels)
+            flat, seqs = [], []  # token ids to encode; per chunk (offset, n, roles, loss from, labels)
             for s, a, b in group:
                 lo, hi = max(0, a - window), min(len(train_s[s].texts), b + lookahead)
                 neutral = rng.random() < cfg.role_dropout
@@ -258,7 +314,7 @@ def train(cfg: TrainConfig, rows: Sequence[dict], output: str | os.PathLike | No
                 seqs.append((len(flat), hi - lo, roles, a - lo, b - lo, train_s[s].labels[a:b]))
                 flat.extend(src[lo:hi])
             vec = encode_batches(encoder, tok, flat, cfg.encode_batch, device)
-            x, r, pad = pad_sequences([vec[o:o + n] for o, n, *_ in seqs], [q[2] for q in seqs], device)
+            x, r, pad = pad_sequences([vec[o : o + n] for o, n, *_ in seqs], [q[2] for q in seqs], device)
             logits = context(x, r, pad)
             loss = 0.0
             for b_i, (_, _, _, la, lb, lab) in enumerate(seqs):
@@ -273,18 +329,34 @@ def train(cfg: TrainConfig, rows: Sequence[dict], output: str | os.PathLike | No
             run_loss += loss.item() * n_loss
             run_n += n_loss
             if step % 10 == 0:
-                log({"event": "step", "epoch": epoch, "step": step, "loss": run_loss / run_n,
-                     "elapsed_s": round(time.time() - t0, 1)})
+                log(
+                    {
+                        "event": "step",
+                        "epoch": epoch,
+                        "step": step,
+                        "loss": run_loss / run_n,
+                        "elapsed_s": round(time.time() - t0, 1),
+                    }
+                )
         Zv, Yv = predict(val_s)
         summ = split_summary(Yv, Zv)
-        rec = {"event": "epoch", "epoch": epoch, "step": step, "train_loss": run_loss / max(run_n, 1),
-               "epoch_s": round(time.time() - te, 1), "elapsed_s": round(time.time() - t0, 1),
-               **{f"val_{k}": v for k, v in summ.items()}}
+        rec = {
+            "event": "epoch",
+            "epoch": epoch,
+            "step": step,
+            "train_loss": run_loss / max(run_n, 1),
+            "epoch_s": round(time.time() - te, 1),
+            "elapsed_s": round(time.time() - t0, 1),
+            **{f"val_{k}": v for k, v in summ.items()},
+        }
         log(rec)
         if summ["macro_auprc"] > best_score or best is None:
             best_score = summ["macro_auprc"]
-            best = (epoch, {k: v.detach().clone() for k, v in encoder.state_dict().items() if "lora_" in k},
-                    copy.deepcopy(context.state_dict()))
+            best = (
+                epoch,
+                {k: v.detach().clone() for k, v in encoder.state_dict().items() if "lora_" in k},
+                copy.deepcopy(context.state_dict()),
+            )
         if cfg.max_steps is not None and step >= cfg.max_steps:
             break
 
@@ -295,28 +367,49 @@ def train(cfg: TrainConfig, rows: Sequence[dict], output: str | os.PathLike | No
     calibration = fit_calibration(Yv, Zv, pw)
     Pv = sigmoid((Zv - calibration["logit_offset"]) / np.array(calibration["temperature"]))
     val_metrics = {
-        "best_epoch": epoch_best, "macro_auprc": best_score,
+        "best_epoch": epoch_best,
+        "macro_auprc": best_score,
         "f1": {l: f1_at(Yv[:, j], Pv[:, j], calibration["threshold"][j]) for j, l in enumerate(LABELS)},
         "ece": {l: expected_calibration_error(Yv[:, j], Pv[:, j]) for j, l in enumerate(LABELS)},
     }
     val_metrics["macro_f1"] = float(np.mean(list(val_metrics["f1"].values())))
     log({"event": "calibrated", **val_metrics, "calibration": calibration, "elapsed_s": round(time.time() - t0, 1)})
 
-    counts = {sp: {"sessions": sum(s.split == sp for s in sessions),
-                   "utterances": int(sum(len(s.texts) for s in sessions if s.split == sp))}
-              for sp in ("train", "validation", "test")}
-    config = {"name": Path(output).name if output else "alliance-markers",
-              "base_model": {"name": base.info["name"], "sha256": base.info["sha256"],
-                             "pooling": "mean", "hidden_size": base.hidden_size},
-              "max_length": cfg.max_length, "role_prefix": True,
-              "context": cfg.context, "lora": {k: v for k, v in cfg.lora.items()},
-              "calibration": {**calibration, "method": "p = sigmoid((logit - logit_offset) / temperature); "
-                              "logit_offset = log(pos_weight) undoes the weighted-loss prior shift; "
-                              "temperature (NLL) and threshold (max F1) fitted on validation"},
-              "training": {"data": {**(data_info or {}), "splits": counts},
-                           "config": asdict(cfg), "pos_weight": pw.tolist(),
-                           "validation": val_metrics, "train_seconds": round(time.time() - t0, 1),
-                           "device": str(device), "torch": torch.__version__}}
+    counts = {
+        sp: {
+            "sessions": sum(s.split == sp for s in sessions),
+            "utterances": int(sum(len(s.texts) for s in sessions if s.split == sp)),
+        }
+        for sp in ("train", "validation", "test")
+    }
+    config = {
+        "name": Path(output).name if output else "alliance-markers",
+        "base_model": {
+            "name": base.info["name"],
+            "sha256": base.info["sha256"],
+            "pooling": "mean",
+            "hidden_size": base.hidden_size,
+        },
+        "max_length": cfg.max_length,
+        "role_prefix": True,
+        "context": cfg.context,
+        "lora": {k: v for k, v in cfg.lora.items()},
+        "calibration": {
+            **calibration,
+            "method": "p = sigmoid((logit - logit_offset) / temperature); "
+            "logit_offset = log(pos_weight) undoes the weighted-loss prior shift; "
+            "temperature (NLL) and threshold (max F1) fitted on validation",
+        },
+        "training": {
+            "data": {**(data_info or {}), "splits": counts},
+            "config": asdict(cfg),
+            "pos_weight": pw.tolist(),
+            "validation": val_metrics,
+            "train_seconds": round(time.time() - t0, 1),
+            "device": str(device),
+            "torch": torch.__version__,
+        },
+    }
     predictor = MarkerClassifier(encoder, tok, context, {**run_cfg, **config}, device, cfg.eval_batch)
     if output:
         save_artifact(output, encoder, context, config)
@@ -339,12 +432,13 @@ def save_artifact(path: str | os.PathLike, encoder: Any, context: Any, config: d
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(str(path / "adapter"))
-    (path / "adapter" / "README.md").unlink(missing_ok=True)   # peft's placeholder card; ours is ../README.md
+    (path / "adapter" / "README.md").unlink(missing_ok=True)  # peft's placeholder card; ours is ../README.md
     ac = path / "adapter" / "adapter_config.json"
     acfg = json.loads(ac.read_text())
-    acfg["base_model_name_or_path"] = config["base_model"]["name"]   # not a local site-packages path
+    acfg["base_model_name_or_path"] = config["base_model"]["name"]  # not a local site-packages path
     ac.write_text(json.dumps(acfg, indent=1) + "\n")
-    save_file({k: v.detach().cpu().contiguous() for k, v in context.state_dict().items()},
-              str(path / "context.safetensors"))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in context.state_dict().items()}, str(path / "context.safetensors")
+    )
     cfg = dict(config, format=ARTIFACT_FORMAT, format_version=ARTIFACT_VERSION, labels=list(LABELS))
     (path / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")

@@ -3,6 +3,7 @@
 Our annotations are standoff labels (corpus, session, utterance); these readers join them back to the
 text, which never enters the project. Standard library only, so coders' tools run anywhere.
 """
+
 from __future__ import annotations
 
 import csv
@@ -67,12 +68,14 @@ def read_annomi(corpus_dir: str | os.PathLike | None = None) -> dict[str, Corpus
             s = sessions.get(sid)
             if s is None:
                 s = sessions[sid] = CorpusSession(
-                    "annomi", sid, row["video_url"],
+                    "annomi",
+                    sid,
+                    row["video_url"],
                     meta={"mi_quality": row["mi_quality"], "topic": row["topic"]},
                 )
-            s.utterances.append(CorpusUtterance(
-                int(row["utterance_id"]), row["interlocutor"], row["utterance_text"], row["timestamp"]
-            ))
+            s.utterances.append(
+                CorpusUtterance(int(row["utterance_id"]), row["interlocutor"], row["utterance_text"], row["timestamp"])
+            )
     for s in sessions.values():
         s.utterances.sort(key=lambda u: u.utterance)
     return sessions
@@ -82,8 +85,9 @@ ESCONV_SPLITS = ("train", "valid")
 _ESCONV_ROLE = {"usr": "client", "sys": "therapist"}
 
 
-def read_esconv(corpus_dir: str | os.PathLike | None = None,
-                splits: tuple[str, ...] = ESCONV_SPLITS) -> dict[str, CorpusSession]:
+def read_esconv(
+    corpus_dir: str | os.PathLike | None = None, splits: tuple[str, ...] = ESCONV_SPLITS
+) -> dict[str, CorpusSession]:
     root = resolve_corpus_dir(corpus_dir) / "esconv"
     sessions: dict[str, CorpusSession] = {}
     for split in splits:
@@ -97,10 +101,16 @@ def read_esconv(corpus_dir: str | os.PathLike | None = None,
                 conv = json.loads(line)
                 sid = f"{split}:{i}"
                 seeker = (conv.get("survey_score") or {}).get("seeker") or {}
-                s = CorpusSession("esconv", sid, sid, meta={
-                    "emotion_type": conv.get("emotion_type"), "problem_type": conv.get("problem_type"),
-                    "seeker": seeker,
-                })
+                s = CorpusSession(
+                    "esconv",
+                    sid,
+                    sid,
+                    meta={
+                        "emotion_type": conv.get("emotion_type"),
+                        "problem_type": conv.get("problem_type"),
+                        "seeker": seeker,
+                    },
+                )
                 for j, turn in enumerate(conv["dialog"]):
                     s.utterances.append(CorpusUtterance(j, _ESCONV_ROLE[turn["speaker"]], turn["text"].strip()))
                 sessions[sid] = s

@@ -8,6 +8,7 @@ multi-hot `labels` vector in `LABELS` order. Splits are by group (AnnoMI: video,
 transcripts share a video; ESConv: conversation), within each corpus, with a fixed seed, so no session
 or video is in two splits.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,14 +36,14 @@ def model_release(model_config: dict) -> Path:
 def load_annotations(path: str | os.PathLike | None = None) -> list[dict]:
     path = Path(path) if path else ROOT / RELEASE_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: annotation release not found (run "
-                                "`python -m training.annotations build`)")
+        raise FileNotFoundError(f"{path}: annotation release not found (run `python -m training.annotations build`)")
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def assign_splits(groups: dict[str, int], seed: int = DEFAULT_SEED,
-                  fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> dict[str, str]:
+def assign_splits(
+    groups: dict[str, int], seed: int = DEFAULT_SEED, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+) -> dict[str, str]:
     """Greedy, seeded assignment of whole groups to splits to match utterance fractions."""
     order = sorted(groups)
     random.Random(seed).shuffle(order)
@@ -57,8 +58,9 @@ def assign_splits(groups: dict[str, int], seed: int = DEFAULT_SEED,
     return out
 
 
-def build_rows(annotations: list[dict], corpus_dir: str | None = None, context_turns: int = 4,
-               seed: int = DEFAULT_SEED) -> list[dict]:
+def build_rows(
+    annotations: list[dict], corpus_dir: str | None = None, context_turns: int = 4, seed: int = DEFAULT_SEED
+) -> list[dict]:
     by_session: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for r in annotations:
         by_session[(r["corpus"], r["session"])][int(r["utterance"])] = r
@@ -82,21 +84,32 @@ def build_rows(annotations: list[dict], corpus_dir: str | None = None, context_t
             if rec is not None:
                 if rec["speaker"] != u.speaker:
                     raise ValueError(f"{corpus} {sid} utterance {u.utterance}: speaker mismatch")
-                rows.append({
-                    "corpus": corpus, "session": sid, "group": sess.group,
-                    "split": split_of[(corpus, sess.group)], "utterance": u.utterance, "position": pos,
-                    "role": u.speaker, "text": u.text,
-                    "context_roles": [h["role"] for h in history[-context_turns:]],
-                    "context_texts": [h["text"] for h in history[-context_turns:]],
-                    "labels": [int(l in rec["labels"]) for l in LABELS],
-                    "coder": rec["coder"],
-                })
+                rows.append(
+                    {
+                        "corpus": corpus,
+                        "session": sid,
+                        "group": sess.group,
+                        "split": split_of[(corpus, sess.group)],
+                        "utterance": u.utterance,
+                        "position": pos,
+                        "role": u.speaker,
+                        "text": u.text,
+                        "context_roles": [h["role"] for h in history[-context_turns:]],
+                        "context_texts": [h["text"] for h in history[-context_turns:]],
+                        "labels": [int(l in rec["labels"]) for l in LABELS],
+                        "coder": rec["coder"],
+                    }
+                )
             history.append({"role": u.speaker, "text": u.text})
     return rows
 
 
-def build_dataset(annotations_path: str | os.PathLike | None = None, corpus_dir: str | None = None,
-                  context_turns: int = 4, seed: int = DEFAULT_SEED):
+def build_dataset(
+    annotations_path: str | os.PathLike | None = None,
+    corpus_dir: str | None = None,
+    context_turns: int = 4,
+    seed: int = DEFAULT_SEED,
+):
     """A `datasets.DatasetDict` with train / validation / test (session-grouped)."""
     from datasets import Dataset, DatasetDict
 

@@ -9,6 +9,7 @@ Corpus sessions are turned into project Sessions with labels hidden, in three la
 The unlabelled layouts give sentence units; the target is whether the speaker changes between two
 consecutive units.
 """
+
 from __future__ import annotations
 
 import random
@@ -62,6 +63,7 @@ def unlabelled_session(cs, layout: str = "turns") -> tuple[Session, list[str]]:
     "turns" and "sentences" layouts; for "chunks" (records of 2-12 sentences) one list per record of
     (char offset, role) for the sentences in it."""
     from alliance_nlp.segment import sentence_spans
+
     s = Session(id=f"{cs.corpus}:{cs.session}", unlabelled=True)
     gold: list[str] = []
     texts = [" ".join(u.text.split()) for u in cs.utterances]
@@ -73,7 +75,7 @@ def unlabelled_session(cs, layout: str = "turns") -> tuple[Session, list[str]]:
             flat, i = [], 0
             while i < len(recs):
                 n = rng.randint(2, 12)
-                part = recs[i:i + n]
+                part = recs[i : i + n]
                 # a chunk is one record; it has several gold roles, so keep (role, text) per sentence
                 flat.append(part)
                 i += n
@@ -155,16 +157,27 @@ def turn_examples(cs, layouts: Sequence[str] = LAYOUTS) -> dict[str, TurnExample
     for layout in layouts:
         s, gold = unlabelled_session(cs, layout)
         texts, records, roles = unit_data(s, gold)
-        ex = TurnExamples(boundary_features(texts, records),
-                          [int(roles[k] != roles[k + 1]) for k in range(len(roles) - 1)],
-                          texts, [int(r == "therapist") for r in roles])
+        ex = TurnExamples(
+            boundary_features(texts, records),
+            [int(roles[k] != roles[k + 1]) for k in range(len(roles) - 1)],
+            texts,
+            [int(r == "therapist") for r in roles],
+        )
         out[layout] = ex
     return out
 
 
 # ---- fitting ---------------------------------------------------------------------------------------
-def fit_linear(name: str, features: Sequence[str], rows: list[dict[str, float]], y: Sequence[int],
-               groups: Sequence[str], C: float, meta: dict | None = None, calibrate: bool = True) -> LinearModel:
+def fit_linear(
+    name: str,
+    features: Sequence[str],
+    rows: list[dict[str, float]],
+    y: Sequence[int],
+    groups: Sequence[str],
+    C: float,
+    meta: dict | None = None,
+    calibrate: bool = True,
+) -> LinearModel:
     """Standardised logistic regression + Platt calibration on grouped out-of-fold scores."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -189,9 +202,17 @@ def fit_linear(name: str, features: Sequence[str], rows: list[dict[str, float]],
             oof[te] = l2.decision_function(s2.transform(X[te]))
         cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof[:, None], y)
         a, b = float(cal.coef_[0, 0]), float(cal.intercept_[0])
-    return LinearModel(name=name, features=list(features), mean=sc.mean_.tolist(), scale=sc.scale_.tolist(),
-                       coef=lr.coef_[0].tolist(), intercept=float(lr.intercept_[0]), calibration=(a, b),
-                       threshold=0.5, meta=dict(meta or {}, n_train=int(len(y)), C=C))
+    return LinearModel(
+        name=name,
+        features=list(features),
+        mean=sc.mean_.tolist(),
+        scale=sc.scale_.tolist(),
+        coef=lr.coef_[0].tolist(),
+        intercept=float(lr.intercept_[0]),
+        calibration=(a, b),
+        threshold=0.5,
+        meta=dict(meta or {}, n_train=int(len(y)), C=C),
+    )
 
 
 def fit_role_model(sessions: Iterable, role_ex: dict | None = None, meta: dict | None = None) -> LinearModel:
@@ -201,8 +222,9 @@ def fit_role_model(sessions: Iterable, role_ex: dict | None = None, meta: dict |
         rows += ex.rows
         y += ex.y
         groups += [cs_group(cs)] * len(ex.y)
-    return fit_linear("role_model", SPEAKER_FEATURES, rows, y, groups, ROLE_C,
-                      meta=dict(meta or {}, target="P(speaker is therapist)"))
+    return fit_linear(
+        "role_model", SPEAKER_FEATURES, rows, y, groups, ROLE_C, meta=dict(meta or {}, target="P(speaker is therapist)")
+    )
 
 
 def fit_turn_model(sessions: Iterable, turn_ex: dict | None = None, meta: dict | None = None) -> LinearModel:
@@ -216,18 +238,38 @@ def fit_turn_model(sessions: Iterable, turn_ex: dict | None = None, meta: dict |
             rows += [dict(r) for r in ex.rows]
             y += ex.y
             groups += [cs_group(cs)] * len(ex.y)
-    stage1 = fit_linear("turn_text_model", TEXT_FEATURES, rows, y, groups, TURN_C, calibrate=False,
-                        meta={"target": "P(speaker change) from the two sentences' text only"})
+    stage1 = fit_linear(
+        "turn_text_model",
+        TEXT_FEATURES,
+        rows,
+        y,
+        groups,
+        TURN_C,
+        calibrate=False,
+        meta={"target": "P(speaker change) from the two sentences' text only"},
+    )
     p = stage1.predict_proba(stage1.vectorize(rows))
     for a, b in docs:
         add_line_gap(rows[a:b], p[a:b])
-    return fit_linear("turn_model", BOUNDARY_FEATURES, rows, y, groups, TURN_C,
-                      meta=dict(meta or {}, target="P(speaker changes between consecutive sentences)",
-                                stage1=stage1.to_dict()))
+    return fit_linear(
+        "turn_model",
+        BOUNDARY_FEATURES,
+        rows,
+        y,
+        groups,
+        TURN_C,
+        meta=dict(meta or {}, target="P(speaker changes between consecutive sentences)", stage1=stage1.to_dict()),
+    )
 
 
-def fit_unit_role_model(sessions: Iterable, turn_ex: dict | None = None, meta: dict | None = None,
-                        min_df: int = 5, max_features: int = 4000, C: float = 0.1) -> LinearModel:
+def fit_unit_role_model(
+    sessions: Iterable,
+    turn_ex: dict | None = None,
+    meta: dict | None = None,
+    min_df: int = 5,
+    max_features: int = 4000,
+    C: float = 0.1,
+) -> LinearModel:
     """Sentence-level P(therapist) over a sparse bag of words (emission of the joint decoder)."""
     from collections import Counter
 
@@ -236,6 +278,7 @@ def fit_unit_role_model(sessions: Iterable, turn_ex: dict | None = None, meta: d
     from sklearn.model_selection import GroupKFold
 
     from alliance_nlp.diarize.features import unit_role_features
+
     rows, y, groups = [], [], []
     for cs in sessions:
         exs = turn_ex[cs_key(cs)] if turn_ex is not None else turn_examples(cs, ("sentences",))
@@ -266,11 +309,18 @@ def fit_unit_role_model(sessions: Iterable, turn_ex: dict | None = None, meta: d
     for tr, te in GroupKFold(n_splits=5).split(X, y, groups):
         oof[te] = fit(X[tr], y[tr]).decision_function(X[te])
     cal = LogisticRegression(C=1e4, max_iter=1000).fit(oof[:, None], y)
-    return LinearModel(name="unit_role_model", features=vocab, mean=[0.0] * len(vocab), scale=[1.0] * len(vocab),
-                       coef=lr.coef_[0].tolist(), intercept=float(lr.intercept_[0]),
-                       calibration=(float(cal.coef_[0, 0]), float(cal.intercept_[0])),
-                       meta=dict(meta or {}, n_train=int(len(y)), C=C, prior=float(y.mean()),
-                                 target="P(sentence is spoken by the therapist)"))
+    return LinearModel(
+        name="unit_role_model",
+        features=vocab,
+        mean=[0.0] * len(vocab),
+        scale=[1.0] * len(vocab),
+        coef=lr.coef_[0].tolist(),
+        intercept=float(lr.intercept_[0]),
+        calibration=(float(cal.coef_[0, 0]), float(cal.intercept_[0])),
+        meta=dict(
+            meta or {}, n_train=int(len(y)), C=C, prior=float(y.mean()), target="P(sentence is spoken by the therapist)"
+        ),
+    )
 
 
 def cs_key(cs) -> str:
@@ -283,5 +333,6 @@ def cs_group(cs) -> str:
 
 def load_dev_sessions(corpus_dir=None) -> list:
     from training.corpora import read_annomi, read_esconv
+
     out = list(read_annomi(corpus_dir).values()) + list(read_esconv(corpus_dir).values())
     return [cs for cs in out if len({u.speaker for u in cs.utterances}) >= 1 and cs.utterances]

@@ -1,8 +1,9 @@
 """Print one corpus session with utterance ids, for a coder reading it whole.
 
-    python -m training.show annomi 12
-    python -m training.show esconv train:17
+python -m training.show annomi 12
+python -m training.show esconv train:17
 """
+
 from __future__ import annotations
 
 import sys

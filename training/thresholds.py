@@ -4,6 +4,7 @@ calibration error for multi-label scores.
 Shared by the classifier's training recipe and the baselines, so every model is tuned the same way:
 temperatures and thresholds are fitted on the validation split and only applied to the test split.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ Reads the annotation release (data/annotations/alliance_markers.v1.0.jsonl, buil
 selects the epoch and calibrates on validation, and never reads the test split. Metrics go to
 <output>/train_log.jsonl (one JSON object per line: start, every 10 steps, each epoch, calibration).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,19 @@ def main(argv=None) -> int:
     ap.add_argument("--annotations", help=f"release JSONL (default data/annotations/{RELEASE_NAME})")
     ap.add_argument("--corpus-dir")
     ap.add_argument("--log", help="metrics log (default <output>/train_log.jsonl)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                    help="override a config option, e.g. --set epochs=1 --set context.lookahead=2")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override a config option, e.g. --set epochs=1 --set context.lookahead=2",
+    )
     args = ap.parse_args(argv)
 
     cfg = load_config(args.config)
     for kv in args.set:
         k, v = kv.split("=", 1)
-        top, _, sub = k.partition(".")   # "context.lookahead=2" sets one key of a nested option
+        top, _, sub = k.partition(".")  # "context.lookahead=2" sets one key of a nested option
         if not hasattr(cfg, top) or (sub and not isinstance(getattr(cfg, top), dict)):
             ap.error(f"unknown option {k}")
         if sub:

@@ -5,6 +5,7 @@ development corpora and write them to alliance_nlp/resources/ as JSON.
 
 Deterministic (lbfgs logistic regression, fixed data order); about a minute on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,17 +33,23 @@ VERSION = "1.0"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus-dir", default=os.environ.get(CORPUS_ENV),
-                    help=f"corpus folder (default ${CORPUS_ENV} or ../shared/data)")
+    ap.add_argument(
+        "--corpus-dir",
+        default=os.environ.get(CORPUS_ENV),
+        help=f"corpus folder (default ${CORPUS_ENV} or ../shared/data)",
+    )
     ap.add_argument("--out", default=str(ROOT / "alliance_nlp" / "resources"))
     args = ap.parse_args(argv)
     corpus_dir = resolve_corpus_dir(args.corpus_dir)
     t0 = time.time()
     sessions = load_dev_sessions(corpus_dir)
     n_a = sum(cs.corpus == "annomi" for cs in sessions)
-    meta = {"version": VERSION, "trained_on": f"AnnoMI dev ({n_a} sessions) + ESConv train/valid "
-                                              f"({len(sessions) - n_a} sessions)",
-            "trained": _dt.date.today().isoformat(), "script": "training/train_roles.py"}
+    meta = {
+        "version": VERSION,
+        "trained_on": f"AnnoMI dev ({n_a} sessions) + ESConv train/valid ({len(sessions) - n_a} sessions)",
+        "trained": _dt.date.today().isoformat(),
+        "script": "training/train_roles.py",
+    }
     out = Path(args.out)
     role = fit_role_model(sessions, meta=meta)
     role.save(out / "role_model.json")
@@ -50,12 +57,16 @@ def main(argv=None) -> int:
     turn_ex = {f"{cs.corpus}:{cs.session}": turn_examples(cs) for cs in sessions}
     turn = fit_turn_model(sessions, turn_ex, meta=meta)
     turn.save(out / "turn_model.json")
-    print(f"turn model: {turn.meta['n_train']} boundaries -> {out / 'turn_model.json'} "
-          f"({time.time() - t0:.0f}s)", flush=True)
+    print(
+        f"turn model: {turn.meta['n_train']} boundaries -> {out / 'turn_model.json'} ({time.time() - t0:.0f}s)",
+        flush=True,
+    )
     unit = fit_unit_role_model(sessions, turn_ex, meta=meta)
     unit.save(out / "unit_role_model.json")
-    print(f"unit role model: {unit.meta['n_train']} sentences, {len(unit.features)} features -> "
-          f"{out / 'unit_role_model.json'} ({time.time() - t0:.0f}s)")
+    print(
+        f"unit role model: {unit.meta['n_train']} sentences, {len(unit.features)} features -> "
+        f"{out / 'unit_role_model.json'} ({time.time() - t0:.0f}s)"
+    )
     return 0
 
 

@@ -28,6 +28,7 @@
    gets the complementary role with the same method and confidence 1.0. Model confidences are capped
    at 0.999, so 1.0 always means "stated". Measured accuracy: evaluation/results/diarize.md.
 """
+
 from __future__ import annotations
 
 import os
@@ -99,17 +100,23 @@ class Diarizer:
     second_client_min: with 3+ speakers, P(client) needed for an extra speaker to count as a client.
     """
 
-    def __init__(self, therapist: str | None = None, client: str | None = None,
-                 role_model: str | os.PathLike | LinearModel | None = None,
-                 turn_model: str | os.PathLike | LinearModel | None = None,
-                 unit_model: str | os.PathLike | LinearModel | None | bool = None,
-                 threshold: float | None = None, second_client_min: float = 0.9, merge: bool = True,
-                 emission_weight: float = 1.0):
+    def __init__(
+        self,
+        therapist: str | None = None,
+        client: str | None = None,
+        role_model: str | os.PathLike | LinearModel | None = None,
+        turn_model: str | os.PathLike | LinearModel | None = None,
+        unit_model: str | os.PathLike | LinearModel | None | bool = None,
+        threshold: float | None = None,
+        second_client_min: float = 0.9,
+        merge: bool = True,
+        emission_weight: float = 1.0,
+    ):
         self.therapist, self.client = therapist, client
         self.role_model = _load(role_model, DEFAULT_ROLE_MODEL)
         self._turn_model_arg = turn_model
         self._turn_model: LinearModel | None = None
-        self._stage1: LinearModel | None = None   # first-stage model nested in the turn model
+        self._stage1: LinearModel | None = None  # first-stage model nested in the turn model
         self._unit_model_arg = unit_model
         self._unit_model: LinearModel | None | Literal[False] = None
         self.emission_weight = emission_weight
@@ -147,7 +154,7 @@ class Diarizer:
             for p in probs:
                 cur = 1 - cur if p > thr else cur
                 labels.append(cur)
-            return labels[:len(texts)], probs
+            return labels[: len(texts)], probs
         pt = np.clip(um.predict_proba_sparse([unit_role_features(t) for t in texts]), 1e-4, 1 - 1e-4)
         prior = float(um.meta.get("prior", 0.5))
         lam = self.emission_weight
@@ -212,8 +219,17 @@ class Diarizer:
                     k += 1
                 if not runs:
                     continue
-                base = Utterance(text=u.text, speaker=u.speaker, char_start=0, char_end=len(u.text),
-                                 start=u.start, end=u.end, source=u.source, words=u.words, meta=u.meta)
+                base = Utterance(
+                    text=u.text,
+                    speaker=u.speaker,
+                    char_start=0,
+                    char_end=len(u.text),
+                    start=u.start,
+                    end=u.end,
+                    source=u.source,
+                    words=u.words,
+                    meta=u.meta,
+                )
                 pieces = split_utterance(base, [(a, b) for _, a, b in runs])
                 for (lab, _, _), piece in zip(runs, pieces):
                     piece.meta.pop("sentence", None)
@@ -228,10 +244,15 @@ class Diarizer:
             if any(t.speaker == sid for t in new_turns):
                 session.speakers.setdefault(sid, Speaker(sid, name=sid))
         session.unlabelled = False
-        session.provenance.setdefault("diarize", {}).update({
-            "speaker_changes": "model", "two_party_assumption": True, "units": len(units),
-            "decoder": "viterbi" if self.unit_model is not None else "alternation",
-            "changes": int(sum(a != b for a, b in zip(labels, labels[1:])))})
+        session.provenance.setdefault("diarize", {}).update(
+            {
+                "speaker_changes": "model",
+                "two_party_assumption": True,
+                "units": len(units),
+                "decoder": "viterbi" if self.unit_model is not None else "alternation",
+                "changes": int(sum(a != b for a, b in zip(labels, labels[1:]))),
+            }
+        )
         return session
 
     @staticmethod
@@ -271,10 +292,12 @@ class Diarizer:
         for sid, sp in session.speakers.items():
             if sid.casefold() == key or (sp.name or "").casefold() == key:
                 return sid
-        listed = ", ".join(f"{sid}" + (f" ({sp.name})" if sp.name and sp.name != sid else "")
-                           for sid, sp in session.speakers.items())
-        raise SpeakerNotFoundError(f"{session.source_path or session.id}: no speaker named {name!r}; "
-                                   f"speakers are: {listed}")
+        listed = ", ".join(
+            f"{sid}" + (f" ({sp.name})" if sp.name and sp.name != sid else "") for sid, sp in session.speakers.items()
+        )
+        raise SpeakerNotFoundError(
+            f"{session.source_path or session.id}: no speaker named {name!r}; speakers are: {listed}"
+        )
 
     def attribute_roles(self, session: Session) -> Session:
         session.ensure_speakers()
@@ -296,7 +319,7 @@ class Diarizer:
         assigned: dict[str, tuple[str, float, str]] = dict(fixed)
         if free:
             if len(present) == 2 and len(free) == 1:
-                (f_sid, (f_role, _, f_meth)), = [(s, fixed[s]) for s in present if s in fixed]
+                ((f_sid, (f_role, _, f_meth)),) = [(s, fixed[s]) for s in present if s in fixed]
                 s = free[0]
                 if f_role in ("therapist", "client"):
                     assigned[s] = ("client" if f_role == "therapist" else "therapist", 1.0, f_meth)

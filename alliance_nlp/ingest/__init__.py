@@ -3,21 +3,22 @@
 Each reader module registers itself with `register_reader`; all return a Session with one turn
 per input record (see `alliance_nlp.session`).
 """
+
 from __future__ import annotations
 
 import gc
 import inspect
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError
 from ..session import Session
-from .base import READERS, Record, decode_bytes, detect_format, read_text, register_reader, session_from_records
 
 # reader modules register themselves on import
 from . import formats  # noqa: F401,E402
+from .base import READERS, Record, decode_bytes, detect_format, read_text, register_reader, session_from_records
 
 
 def read(path: str | os.PathLike, format: str | None = None, **options) -> Session:
@@ -32,8 +33,11 @@ def read(path: str | os.PathLike, format: str | None = None, **options) -> Sessi
     accepted = reader_options(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise InputError(p, f"format {name!r} takes no option {', '.join(map(repr, unknown))}; "
-                            f"it takes: {', '.join(accepted) or 'none'}")
+        raise InputError(
+            p,
+            f"format {name!r} takes no option {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(accepted) or 'none'}",
+        )
     params = inspect.signature(fn).parameters
     for key in options:  # the CLI passes `--option KEY=VALUE` values as text
         if key.startswith("max_"):
@@ -95,5 +99,14 @@ def reader_options(name: str) -> list[str]:
     return [q.name for q in params if q.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
-__all__ = ["READERS", "Record", "decode_bytes", "detect_format", "read", "read_text", "reader_options",
-           "register_reader", "session_from_records"]
+__all__ = [
+    "READERS",
+    "Record",
+    "decode_bytes",
+    "detect_format",
+    "read",
+    "read_text",
+    "reader_options",
+    "register_reader",
+    "session_from_records",
+]

@@ -4,6 +4,7 @@ Everything here runs in time linear in its input: the regular expressions avoid 
 quantifiers that can match the same characters (which backtrack quadratically on long runs of one
 character), and error messages never quote transcript text (see `shape`).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,13 +30,12 @@ def shape(value: Any) -> str:
     if value is None or isinstance(value, (bool, float)):
         return repr(value)
     if isinstance(value, int):
-        return repr(value) if -10**15 < value < 10**15 else f"a {value.bit_length()}-bit integer"
+        return repr(value) if -(10**15) < value < 10**15 else f"a {value.bit_length()}-bit integer"
     if not isinstance(value, str):
         return f"a JSON {'object' if isinstance(value, dict) else 'array' if isinstance(value, list) else 'value'}"
     s = value
-    letters = sum(ch.isalpha() for ch in s[:_TOKEN_MAX + 1])
-    if (0 < len(s) <= _TOKEN_MAX and s.isprintable() and not any(ch.isspace() for ch in s)
-            and letters * 3 <= len(s)):
+    letters = sum(ch.isalpha() for ch in s[: _TOKEN_MAX + 1])
+    if 0 < len(s) <= _TOKEN_MAX and s.isprintable() and not any(ch.isspace() for ch in s) and letters * 3 <= len(s):
         return repr(s)
     return f"a {len(s)}-character text" if s else "an empty text"
 
@@ -57,23 +57,51 @@ def shape_names(names: list, limit: int = 12) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def check_lines(path: Path, lines: list[str], max_line_chars: int | None, *, first_line: int = 1,
-                what: str = "line") -> None:
+def check_lines(
+    path: Path, lines: list[str], max_line_chars: int | None, *, first_line: int = 1, what: str = "line"
+) -> None:
     """LimitError naming the first line longer than `max_line_chars` (linear; no regex)."""
     if max_line_chars is None or not lines or max(map(len, lines)) <= max_line_chars:
         return
     no = next(i for i, ln in enumerate(lines) if len(ln) > max_line_chars)
-    raise LimitError(path, f"{what} is longer than {max_line_chars:,} characters (max_line_chars="
-                           f"{max_line_chars}); pass a larger max_line_chars= to read it", line=no + first_line)
+    raise LimitError(
+        path,
+        f"{what} is longer than {max_line_chars:,} characters (max_line_chars="
+        f"{max_line_chars}); pass a larger max_line_chars= to read it",
+        line=no + first_line,
+    )
+
 
 # ---- roles -------------------------------------------------------------------------------------
 
 THERAPIST_WORDS = {
-    "t", "th", "ther", "therapist", "counselor", "counsellor", "counselour", "interviewer", "clinician",
-    "psychologist", "psychotherapist", "psychiatrist", "analyst", "provider", "int", "iv",
+    "t",
+    "th",
+    "ther",
+    "therapist",
+    "counselor",
+    "counsellor",
+    "counselour",
+    "interviewer",
+    "clinician",
+    "psychologist",
+    "psychotherapist",
+    "psychiatrist",
+    "analyst",
+    "provider",
+    "int",
+    "iv",
 }
 CLIENT_WORDS = {
-    "c", "cl", "client", "patient", "pt", "pat", "counselee", "counsellee", "interviewee",
+    "c",
+    "cl",
+    "client",
+    "patient",
+    "pt",
+    "pat",
+    "counselee",
+    "counsellee",
+    "interviewee",
 }
 _ROLE_WORD_MAX = max(map(len, THERAPIST_WORDS | CLIENT_WORDS))
 
@@ -114,7 +142,7 @@ def drop_parens(s: str, rep: str = " ") -> str:
     r"""re.sub(r"\([^)]*\)", rep, s) in linear time: an "(" with no ")" after it is left as it is, so the
     search stops at the last ")" (otherwise each of a long run of "(" scans to the end of the string)."""
     end = s.rfind(")")
-    return s if end < 0 else _PARENS_RE.sub(rep, s[:end + 1]) + s[end + 1:]
+    return s if end < 0 else _PARENS_RE.sub(rep, s[: end + 1]) + s[end + 1 :]
 
 
 _SEP_CHARS = "_.#:-"
@@ -199,7 +227,7 @@ def take_leading_time(s: str, *, bare: bool = True) -> tuple[float | None, str, 
         t = parse_time(tok)
     except ValueError:
         return None, s, tok
-    return t, s[m.end():], None
+    return t, s[m.end() :], None
 
 
 # ---- speaker labels ----------------------------------------------------------------------------
@@ -216,8 +244,30 @@ _LABEL_RE = re.compile(
     re.S,
 )
 _SPEAKER_ID_RE = re.compile(r"^(?:speaker[ _-]?\d+|spk[ _-]?\d+|unknown speaker|speaker [a-z])$", re.I)
-_NOT_LABEL_WORDS = {"and", "but", "so", "then", "well", "because", "if", "when", "what", "the", "a", "i",
-                    "note", "example", "question", "answer", "yes", "no", "ok", "okay", "http", "https"}
+_NOT_LABEL_WORDS = {
+    "and",
+    "but",
+    "so",
+    "then",
+    "well",
+    "because",
+    "if",
+    "when",
+    "what",
+    "the",
+    "a",
+    "i",
+    "note",
+    "example",
+    "question",
+    "answer",
+    "yes",
+    "no",
+    "ok",
+    "okay",
+    "http",
+    "https",
+}
 
 
 @lru_cache(maxsize=4096)
@@ -245,6 +295,7 @@ def split_label(line: str) -> tuple[str, str, str | None] | None:
 
 
 # ---- files -------------------------------------------------------------------------------------
+
 
 def load_text(path: Path, max_bytes: int | None = MAX_BYTES) -> str:
     """Decoded text of a transcript file; InputError if it is empty or over `max_bytes`."""
@@ -328,8 +379,9 @@ def _replace_surrogates(obj: Any) -> Any:
     return root[0]
 
 
-def load_json(path: Path, text: str | None = None, *, max_bytes: int | None = MAX_BYTES,
-              max_depth: int | None = MAX_DEPTH) -> Any:
+def load_json(
+    path: Path, text: str | None = None, *, max_bytes: int | None = MAX_BYTES, max_depth: int | None = MAX_DEPTH
+) -> Any:
     """Parsed JSON; InputError naming the line for truncated or invalid JSON, LimitError for nesting deeper
     than `max_depth`."""
     text = load_text(path, max_bytes) if text is None else text
@@ -350,8 +402,11 @@ def depth_error(path: Path, exc: _DepthError, line: int | None = None) -> InputE
     # that, the file is merely deeper than Python can parse
     if exc.limit is None or exc.recursion and exc.limit >= sys.getrecursionlimit() // 2:
         return InputError(path, "JSON nested too deeply for Python to parse", line=line)
-    return LimitError(path, f"JSON nested more than {exc.limit} levels deep (max_depth={exc.limit}); "
-                            "pass a larger max_depth= to read it", line=line)
+    return LimitError(
+        path,
+        f"JSON nested more than {exc.limit} levels deep (max_depth={exc.limit}); pass a larger max_depth= to read it",
+        line=line,
+    )
 
 
 def json_head(head: str | None) -> Any:
@@ -370,7 +425,7 @@ _TAG_RE = re.compile(r"<[^>]*>")
 def strip_tags(s: str) -> str:
     """Remove <...> markup; linear (see drop_parens): nothing after the last ">" can be a tag."""
     end = s.rfind(">")
-    return s if end < 0 else _TAG_RE.sub("", s[:end + 1]) + s[end + 1:]
+    return s if end < 0 else _TAG_RE.sub("", s[: end + 1]) + s[end + 1 :]
 
 
 def time_field(path: Path, value: Any, *, line: int | None = None, field: str | None = None) -> float | None:

@@ -1,11 +1,13 @@
 """Shared pieces of the readers: the reader registry, input limits, text decoding, records -> Session."""
+
 from __future__ import annotations
 
 import codecs
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..errors import InputError, LimitError, UnknownFormatError
 from ..session import Session, Turn, Utterance, Word
@@ -14,18 +16,19 @@ from ..session import Session, Turn, Utterance, Word
 # Defaults for the reader options of the same name (lower case). They are far above real sessions (a
 # one-hour transcript is ~100 KB and ~1,000 records) and stop hostile or corrupt files from hanging or
 # exhausting memory. Every reader takes them as keyword options; None switches a limit off.
-MAX_BYTES = 64 * 2**20            # file size (each file: transcript, words file)
-MAX_LINE_CHARS = 1_000_000        # characters in one line (text formats) or one .docx paragraph
-MAX_DEPTH = 100                   # JSON nesting depth (arrays and objects)
-MAX_RECORDS = 500_000             # records (lines, rows, cues, segments, words, utterances) in one file
+MAX_BYTES = 64 * 2**20  # file size (each file: transcript, words file)
+MAX_LINE_CHARS = 1_000_000  # characters in one line (text formats) or one .docx paragraph
+MAX_DEPTH = 100  # JSON nesting depth (arrays and objects)
+MAX_RECORDS = 500_000  # records (lines, rows, cues, segments, words, utterances) in one file
 MAX_UNZIPPED_BYTES = 128 * 2**20  # .docx: total uncompressed size of the zip members
-MAX_ZIP_RATIO = 100               # .docx: uncompressed size / file size (zip bombs are 1,000:1 and more)
-MAX_GRID_SPAN = 64                # .docx: columns one table cell may span (Word allows 63)
+MAX_ZIP_RATIO = 100  # .docx: uncompressed size / file size (zip bombs are 1,000:1 and more)
+MAX_GRID_SPAN = 64  # .docx: columns one table cell may span (Word allows 63)
 
 
 @dataclass
 class Record:
     """One input record (line, row, cue, segment) before turns are built."""
+
     speaker: str | None
     text: str
     source: int
@@ -64,9 +67,11 @@ READERS: dict[str, ReaderSpec] = {}
 
 def register_reader(name: str, extensions: tuple[str, ...] = (), sniff=None, description: str = ""):
     """Decorator: register a reader under a format name (what --format takes)."""
+
     def deco(fn):
         READERS[name] = ReaderSpec(name, fn, tuple(e.lower() for e in extensions), sniff, description)
         return fn
+
     return deco
 
 
@@ -76,11 +81,13 @@ def decode_bytes(data: bytes, path: str | os.PathLike | None = None) -> tuple[st
     A byte-order mark is trusted: invalid data after it is an InputError, not a guess at another encoding.
     """
     if data.startswith(codecs.BOM_UTF8):
-        return _decode(data[len(codecs.BOM_UTF8):], "utf-8", path, len(codecs.BOM_UTF8)), "utf-8-sig"
+        return _decode(data[len(codecs.BOM_UTF8) :], "utf-8", path, len(codecs.BOM_UTF8)), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return _decode(data, "utf-16", path), "utf-16"
-    for enc, looks in (("utf-16-le", data[1:2] == b"\x00" and data[3:4] == b"\x00" and data[0:1] != b"\x00"),
-                       ("utf-16-be", data[0:1] == b"\x00" and data[2:3] == b"\x00")):
+    for enc, looks in (
+        ("utf-16-le", data[1:2] == b"\x00" and data[3:4] == b"\x00" and data[0:1] != b"\x00"),
+        ("utf-16-be", data[0:1] == b"\x00" and data[2:3] == b"\x00"),
+    ):
         if len(data) >= 4 and looks:
             try:
                 return data.decode(enc), enc
@@ -101,8 +108,10 @@ def _decode(data: bytes, enc: str, path: str | os.PathLike | None, offset: int =
         return data.decode(enc)
     except UnicodeDecodeError as exc:
         what = "odd number of bytes" if enc == "utf-16" and exc.reason == "truncated data" else "invalid data"
-        raise InputError(path, f"cannot decode text as {enc.upper()} (its byte-order mark says so): "
-                               f"{what} at byte {exc.start + offset}") from None
+        raise InputError(
+            path,
+            f"cannot decode text as {enc.upper()} (its byte-order mark says so): {what} at byte {exc.start + offset}",
+        ) from None
 
 
 def read_bytes(path: str | os.PathLike, max_bytes: int | None = MAX_BYTES) -> bytes:
@@ -134,8 +143,9 @@ def read_bytes(path: str | os.PathLike, max_bytes: int | None = MAX_BYTES) -> by
     except OSError as exc:
         raise InputError(p, f"cannot read file: {exc.strerror or type(exc).__name__}") from None
     if size > max_bytes or len(data) > max_bytes:
-        raise LimitError(p, f"file is larger than {max_bytes:,} bytes (max_bytes={max_bytes}); "
-                            "pass a larger max_bytes= to read it")
+        raise LimitError(
+            p, f"file is larger than {max_bytes:,} bytes (max_bytes={max_bytes}); pass a larger max_bytes= to read it"
+        )
     return data
 
 
@@ -152,13 +162,19 @@ def read_text(path: str | os.PathLike, max_bytes: int | None = MAX_BYTES) -> str
 
 
 def too_many_records(path: str | os.PathLike, max_records: int, what: str = "records") -> LimitError:
-    return LimitError(path, f"more than {max_records:,} {what} (max_records={max_records}); "
-                            "pass a larger max_records= to read it")
+    return LimitError(
+        path, f"more than {max_records:,} {what} (max_records={max_records}); pass a larger max_records= to read it"
+    )
 
 
-def session_from_records(records: list[Record], path: str | os.PathLike, fmt: str,
-                         session_id: str | None = None, meta: dict | None = None,
-                         max_records: int | None = None) -> Session:
+def session_from_records(
+    records: list[Record],
+    path: str | os.PathLike,
+    fmt: str,
+    session_id: str | None = None,
+    meta: dict | None = None,
+    max_records: int | None = None,
+) -> Session:
     """One turn per record (diarize merges them); speakers registered in order of appearance.
 
     Linear in the number of records: each speaker is registered when first seen (calling
@@ -179,9 +195,24 @@ def session_from_records(records: list[Record], path: str | os.PathLike, fmt: st
     for r, raw in kept:
         spk = (r.speaker or "").strip() or "UNKNOWN"
         text = " ".join(raw.split())
-        s.turns.append(Turn(speaker=spk, text=text, utterances=[Utterance(
-            text=text, speaker=spk, char_start=0, char_end=len(text), start=r.start, end=r.end,
-            source=r.source, words=list(r.words))]))
+        s.turns.append(
+            Turn(
+                speaker=spk,
+                text=text,
+                utterances=[
+                    Utterance(
+                        text=text,
+                        speaker=spk,
+                        char_start=0,
+                        char_end=len(text),
+                        start=r.start,
+                        end=r.end,
+                        source=r.source,
+                        words=list(r.words),
+                    )
+                ],
+            )
+        )
         if r.role:
             roles.append((spk, r.role))
     s.ensure_speakers()  # once, in order of first appearance
@@ -230,8 +261,7 @@ def detect_format(path: Path) -> str:
         head = _decode_head(raw, path) if raw and path.suffix.lower() != ".docx" else None
     except (OSError, InputError):
         head = None
-    candidates = [spec for spec in READERS.values()
-                  if path.suffix.lower() in spec.extensions or ext in spec.extensions]
+    candidates = [spec for spec in READERS.values() if path.suffix.lower() in spec.extensions or ext in spec.extensions]
     sniffed = [spec for spec in candidates if spec.sniff and spec.sniff(path, head)]
     if sniffed:
         return sniffed[0].name
@@ -244,5 +274,8 @@ def detect_format(path: Path) -> str:
     for spec in READERS.values():
         if spec.sniff and spec.sniff(path, head):
             return spec.name
-    raise UnknownFormatError(path, f"unknown transcript format {path.suffix or '(no extension)'!r}; "
-                                   f"use --format with one of: {', '.join(sorted(READERS))}")
+    raise UnknownFormatError(
+        path,
+        f"unknown transcript format {path.suffix or '(no extension)'!r}; "
+        f"use --format with one of: {', '.join(sorted(READERS))}",
+    )

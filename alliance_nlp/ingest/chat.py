@@ -7,6 +7,7 @@ times come from `\\x15start_end\\x15` bullets (milliseconds). The speaker id is 
 (THE, CLI, ...); roles Therapist/Counselor/Client/Patient... map to therapist/client.
 Record.source is the 1-based line number of the main tier. See `read_cha` for the size limits.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,15 @@ from pathlib import Path
 from ..errors import InputError
 from ..session import Session
 from ._common import check_lines, load_text, role_from_label, shape
-from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
-    too_many_records
+from .base import (
+    MAX_BYTES,
+    MAX_LINE_CHARS,
+    MAX_RECORDS,
+    Record,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 
 _BULLET_RE = re.compile(r"\x15([^\x15]*)\x15")
 # Bullet times are milliseconds; 15 digits is ~30,000 years (more overflows float or int conversion).
@@ -25,16 +33,16 @@ _TIER_RE = re.compile(r"^\*([A-Za-z0-9_+-]+):\s*(.*)$")
 _BRACKETS_RE = re.compile(r"\[[^\]]*\]")
 _CLEAN = [
     # (\[[^\]]*\] is applied in clean_chat, in linear time)    [/] [//] [= text] [+ exc] [*] [: word]
-    (re.compile(r"&=\S+"), " "),                  # &=laughs
-    (re.compile(r"&[-+~]?(\S+)"), r"\1"),         # &-um -> um, &+fr -> fr
-    (re.compile(r"\(\d*\.+\d*\)"), " "),          # (.) (..) (2.5)
+    (re.compile(r"&=\S+"), " "),  # &=laughs
+    (re.compile(r"&[-+~]?(\S+)"), r"\1"),  # &-um -> um, &+fr -> fr
+    (re.compile(r"\(\d*\.+\d*\)"), " "),  # (.) (..) (2.5)
     (re.compile(r"(?<!\S)(?:xxx|yyy|www|xx|yy)(?!\S)"), " "),
-    (re.compile(r"(?<!\S)0\S+"), " "),            # 0word: omitted
-    (re.compile(r"(?<!\S)\+[^\s\w]*"), " "),      # +... +/. +//. +" +< linkers and terminators
-    (re.compile(r"@[a-z:]+"), ""),                # word@s:spa
+    (re.compile(r"(?<!\S)0\S+"), " "),  # 0word: omitted
+    (re.compile(r"(?<!\S)\+[^\s\w]*"), " "),  # +... +/. +//. +" +< linkers and terminators
+    (re.compile(r"@[a-z:]+"), ""),  # word@s:spa
     (re.compile(r"[<>‡„↑↓≠∬]"), " "),
-    (re.compile(r"\((\w+)\)"), r"\1"),            # (be)cause -> because
-    (re.compile(r"(\w)_(\w)"), r"\1 \2"),         # ice_cream
+    (re.compile(r"\((\w+)\)"), r"\1"),  # (be)cause -> because
+    (re.compile(r"(\w)_(\w)"), r"\1 \2"),  # ice_cream
     # only from the start of a run of spaces: from every start, a long run not followed by punctuation is
     # scanned once per character (quadratic)
     (re.compile(r"(?<!\s)\s+([.?!,;])"), r"\1"),
@@ -44,7 +52,7 @@ _CLEAN = [
 def clean_chat(text: str) -> str:
     end = text.rfind("]")  # a "[" after the last "]" opens nothing: stop there (each would scan to the end)
     if end >= 0:
-        text = _BRACKETS_RE.sub(" ", text[:end + 1]) + text[end + 1:]
+        text = _BRACKETS_RE.sub(" ", text[: end + 1]) + text[end + 1 :]
     for rx, rep in _CLEAN:
         text = rx.sub(rep, text)
     return " ".join(text.split())
@@ -55,8 +63,14 @@ def sniff_cha(path: Path, head: str | None) -> bool:
 
 
 @register_reader("cha", extensions=(".cha",), sniff=sniff_cha, description="CHAT (.cha, TalkBank)")
-def read_cha(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-             max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+def read_cha(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read a CHAT transcript.
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
@@ -122,8 +136,16 @@ def read_cha(path: Path, *, session_id: str | None = None, max_bytes: int | None
             raise InputError(path, "unterminated time bullet", line=no)
         if max_records is not None and len(records) >= max_records:
             raise too_many_records(path, max_records, "main tiers")
-        records.append(Record(speaker=spk, text=clean_chat(body), source=no, start=start, end=end,
-                              role=role_from_label(roles.get(spk)) or role_from_label(names.get(spk))))
+        records.append(
+            Record(
+                speaker=spk,
+                text=clean_chat(body),
+                source=no,
+                start=start,
+                end=end,
+                role=role_from_label(roles.get(spk)) or role_from_label(names.get(spk)),
+            )
+        )
     s = session_from_records(records, path, "cha", session_id=session_id, meta=meta)
     for code, sp in s.speakers.items():
         if code in names:

@@ -6,6 +6,7 @@ utterance meta ("role", "speaker_role", "interlocutor") or from a `speakers.json
 Epoch timestamps are made relative to the conversation's first one. Record.source is the 1-based
 line number (jsonl) or 0-based list index (json). See `read_convokit` for the size limits.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,27 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..session import Session
-from ._common import _DepthError, depth_error, json_head, load_json, load_text, parse_json, role_from_label, \
-    shape_names, time_field
-from .base import MAX_BYTES, MAX_DEPTH, MAX_RECORDS, Record, read_text, register_reader, session_from_records, \
-    too_many_records
+from ._common import (
+    _DepthError,
+    depth_error,
+    json_head,
+    load_json,
+    load_text,
+    parse_json,
+    role_from_label,
+    shape_names,
+    time_field,
+)
+from .base import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_RECORDS,
+    Record,
+    read_text,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 
 ROLE_KEYS = ("role", "speaker_role", "interlocutor", "speaker_type", "type")
 
@@ -60,11 +78,21 @@ def _speaker_roles(path: Path, max_bytes: int | None, max_depth: int | None) -> 
     return roles
 
 
-@register_reader("convokit", extensions=(".jsonl", ".json"), sniff=sniff_convokit,
-                 description="ConvoKit utterances.jsonl (id, speaker, text, reply_to, timestamp, conversation_id)")
-def read_convokit(path: Path, *, conversation: str | None = None, session_id: str | None = None,
-                  max_bytes: int | None = MAX_BYTES, max_depth: int | None = MAX_DEPTH,
-                  max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "convokit",
+    extensions=(".jsonl", ".json"),
+    sniff=sniff_convokit,
+    description="ConvoKit utterances.jsonl (id, speaker, text, reply_to, timestamp, conversation_id)",
+)
+def read_convokit(
+    path: Path,
+    *,
+    conversation: str | None = None,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_depth: int | None = MAX_DEPTH,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read ConvoKit utterances (`conversation=ID` picks one conversation of a corpus file).
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB; also
@@ -103,17 +131,27 @@ def read_convokit(path: Path, *, conversation: str | None = None, session_id: st
     for src, obj in items:
         if "text" not in obj or "speaker" not in obj:
             missing = "text" if "text" not in obj else "speaker"
-            raise InputError(path, f"utterance has no {missing!r}",
-                             line=src if not text.lstrip().startswith("[") else None, field=missing)
+            raise InputError(
+                path,
+                f"utterance has no {missing!r}",
+                line=src if not text.lstrip().startswith("[") else None,
+                field=missing,
+            )
     convs = list(dict.fromkeys(str(o.get("conversation_id")) for _, o in items if o.get("conversation_id") is not None))
     if conversation is not None:
         items = [(s, o) for s, o in items if str(o.get("conversation_id")) == str(conversation)]
         if not items:
-            raise InputError(path, f"no conversation {conversation!r}; conversations: {shape_names(convs, 20)}",
-                             field="conversation_id")
+            raise InputError(
+                path,
+                f"no conversation {conversation!r}; conversations: {shape_names(convs, 20)}",
+                field="conversation_id",
+            )
     elif len(convs) > 1:
-        raise InputError(path, f"{len(convs)} conversations in this file ({shape_names(convs, 10)}); "
-                               "choose one with conversation=ID", field="conversation_id")
+        raise InputError(
+            path,
+            f"{len(convs)} conversations in this file ({shape_names(convs, 10)}); choose one with conversation=ID",
+            field="conversation_id",
+        )
     roles = _speaker_roles(path, max_bytes, max_depth)
     is_jsonl = not text.lstrip().startswith("[")
     times = []
@@ -128,11 +166,19 @@ def read_convokit(path: Path, *, conversation: str | None = None, session_id: st
             spk = spk.get("id", spk.get("name"))
         spk = None if spk is None else str(spk)
         role = _role_in(o.get("meta")) or roles.get(spk or "") or role_from_label(spk)
-        records.append(Record(speaker=spk, text=str(o.get("text") or ""), source=src,
-                              start=None if t is None else t - origin, role=role))
+        records.append(
+            Record(
+                speaker=spk,
+                text=str(o.get("text") or ""),
+                source=src,
+                start=None if t is None else t - origin,
+                role=role,
+            )
+        )
     meta = {"conversation_id": convs[0] if len(convs) == 1 else conversation}
     if origin:
         meta["timestamp_origin"] = origin
-    sid = session_id or (str(conversation) if conversation is not None else
-                         path.parent.name if path.stem == "utterances" else None)
+    sid = session_id or (
+        str(conversation) if conversation is not None else path.parent.name if path.stem == "utterances" else None
+    )
     return session_from_records(records, path, "convokit", session_id=sid, meta=meta)

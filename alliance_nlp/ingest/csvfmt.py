@@ -7,18 +7,26 @@ and end (end, stop). A separate role column (role, speaker_role, interlocutor) g
 `delimiter=` overrides the sniffed delimiter. Record.source is the file line the row starts on.
 Cells are limited to 131,072 characters by Python's csv module; see `read_csv` for the other limits.
 """
+
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError, LimitError
 from ..session import Session
 from ._common import load_text, role_from_label, shape_names, time_field
-from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
-    too_many_records
+from .base import (
+    MAX_BYTES,
+    MAX_LINE_CHARS,
+    MAX_RECORDS,
+    Record,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 
 # csv.Sniffer's quote-guessing regexes are quadratic in the sample (16 KB of '",' take seconds), so it
 # sees at most the first 20 lines within this many characters.
@@ -43,8 +51,13 @@ def _lines(text: str, path: Path, max_line_chars: int | None, skip: int) -> Iter
 
 
 def _long_line(path: Path, max_line_chars: int, line: int) -> LimitError:
-    return LimitError(path, f"line is longer than {max_line_chars:,} characters (max_line_chars={max_line_chars}); "
-                            "pass a larger max_line_chars= to read it", line=line)
+    return LimitError(
+        path,
+        f"line is longer than {max_line_chars:,} characters (max_line_chars={max_line_chars}); "
+        "pass a larger max_line_chars= to read it",
+        line=line,
+    )
+
 
 DEFAULTS: dict[str, tuple[str, ...]] = {
     "speaker": ("speaker", "speaker_id", "speaker_name", "interlocutor", "name", "who", "participant", "role"),
@@ -62,7 +75,7 @@ def _norm(h: str) -> str:
 def _sniff_delimiter(text: str) -> str:
     head = text[:SNIFF_CHARS]
     if len(text) > SNIFF_CHARS and "\n" in head:
-        head = head[:head.rindex("\n")]  # whole lines only
+        head = head[: head.rindex("\n")]  # whole lines only
     sample = "\n".join(head.splitlines()[:20])
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
@@ -88,16 +101,24 @@ class _Lines:
         return self.rd.line_num + self.skip
 
 
-def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, columns: dict | None = None,
-                   session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-                   max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+def read_delimited(
+    path: Path,
+    fmt: str,
+    *,
+    delimiter: str | None = None,
+    columns: dict | None = None,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     text = load_text(path, max_bytes)
     skip = 0
     nl = text.find("\n")
     first = (text if nl < 0 else text[:nl]).strip()
     if len(first) == 5 and first[:4].lower() == "sep=":  # Excel's "sep=;" hint line
         delimiter = delimiter or first[4]
-        text, skip = text[nl + 1:] if nl >= 0 else "", 1
+        text, skip = text[nl + 1 :] if nl >= 0 else "", 1
         if not text.strip():
             raise InputError(path, "no header row after the sep= line", line=2)
     delim = delimiter or _sniff_delimiter(text)
@@ -114,8 +135,9 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
         if columns and key in columns:
             want = _norm(columns[key])
             if want not in names:
-                raise InputError(path, f"column {columns[key]!r} not found; columns are: {shape_names(header)}",
-                                 field=key)
+                raise InputError(
+                    path, f"column {columns[key]!r} not found; columns are: {shape_names(header)}", field=key
+                )
             return names.index(want)
         for cand in DEFAULTS[key]:
             if cand in names and names.index(cand) not in taken:
@@ -129,8 +151,12 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
         if col[key] is not None:
             taken.add(col[key])
     if col["text"] is None:
-        raise InputError(path, f"no text column (looked for {', '.join(DEFAULTS['text'])}); columns are: "
-                               f"{shape_names(header)}; map one with columns={{'text': ...}}", line=1 + skip)
+        raise InputError(
+            path,
+            f"no text column (looked for {', '.join(DEFAULTS['text'])}); columns are: "
+            f"{shape_names(header)}; map one with columns={{'text': ...}}",
+            line=1 + skip,
+        )
 
     records: list[Record] = []
     fields = {k: header[i] for k, i in col.items() if i is not None}
@@ -146,51 +172,82 @@ def read_delimited(path: Path, fmt: str, *, delimiter: str | None = None, column
         if not any(c.strip() for c in row):
             continue
 
-        def cell(key: str) -> str | None:
+        def cell(key: str, row: list[str] = row) -> str | None:
             i = col[key]
             return row[i].strip() if i is not None and i < len(row) else None
 
         if len(row) < len(header) and col["text"] >= len(row):
-            raise InputError(path, f"row has {len(row)} fields, header has {len(header)}",
-                             line=start_line, field=header[col["text"]])
+            raise InputError(
+                path, f"row has {len(row)} fields, header has {len(header)}", line=start_line, field=header[col["text"]]
+            )
         if max_records is not None and len(records) >= max_records:
             raise too_many_records(path, max_records, "rows")
         start = time_field(path, cell("start"), line=start_line, field=fields.get("start"))
         end = time_field(path, cell("end"), line=start_line, field=fields.get("end"))
         if start is not None and end is not None and end < start:
-            raise InputError(path, f"end {end:g}s is before start {start:g}s", line=start_line,
-                             field=fields.get("end"))
+            raise InputError(path, f"end {end:g}s is before start {start:g}s", line=start_line, field=fields.get("end"))
         speaker = cell("speaker") or None
         role_val = cell("role")
         role = role_from_label(role_val) if role_val else None
         if role is None and speaker:
             role = role_from_label(speaker)
-        records.append(Record(speaker=speaker, text=cell("text") or "", source=start_line, start=start,
-                              end=end, role=role))
+        records.append(
+            Record(speaker=speaker, text=cell("text") or "", source=start_line, start=start, end=end, role=role)
+        )
     return session_from_records(records, path, fmt, session_id=session_id)
 
 
 @register_reader("csv", extensions=(".csv",), description="CSV with speaker/text/start/end columns")
-def read_csv(path: Path, *, delimiter: str | None = None, columns: dict | None = None,
-             session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-             max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+def read_csv(
+    path: Path,
+    *,
+    delimiter: str | None = None,
+    columns: dict | None = None,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read a CSV transcript (`delimiter=` overrides sniffing, `columns=` maps fields to columns).
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
     `max_line_chars` (one line, 1,000,000), `max_records` (rows, 500,000).
     """
-    return read_delimited(path, "csv", delimiter=delimiter, columns=columns, session_id=session_id,
-                          max_bytes=max_bytes, max_line_chars=max_line_chars, max_records=max_records)
+    return read_delimited(
+        path,
+        "csv",
+        delimiter=delimiter,
+        columns=columns,
+        session_id=session_id,
+        max_bytes=max_bytes,
+        max_line_chars=max_line_chars,
+        max_records=max_records,
+    )
 
 
 @register_reader("tsv", extensions=(".tsv", ".tab"), description="tab-separated speaker/text/start/end columns")
-def read_tsv(path: Path, *, delimiter: str | None = "\t", columns: dict | None = None,
-             session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-             max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+def read_tsv(
+    path: Path,
+    *,
+    delimiter: str | None = "\t",
+    columns: dict | None = None,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read a tab-separated transcript (options as for `read_csv`).
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
     `max_line_chars` (one line, 1,000,000), `max_records` (rows, 500,000).
     """
-    return read_delimited(path, "tsv", delimiter=delimiter, columns=columns, session_id=session_id,
-                          max_bytes=max_bytes, max_line_chars=max_line_chars, max_records=max_records)
+    return read_delimited(
+        path,
+        "tsv",
+        delimiter=delimiter,
+        columns=columns,
+        session_id=session_id,
+        max_bytes=max_bytes,
+        max_line_chars=max_line_chars,
+        max_records=max_records,
+    )

@@ -10,6 +10,7 @@ the XML is walked here rather than through python-docx's table API, which resolv
 cell recursively from the top of its column (RecursionError, and quadratic, on long merges) and repeats a
 cell once per spanned column (an unchecked gridSpan of millions). See `read_docx` for the limits.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,18 @@ from pathlib import Path
 from ..errors import InputError, LimitError
 from ..session import Session
 from ._common import check_lines, parse_time, role_from_label
-from .base import MAX_BYTES, MAX_GRID_SPAN, MAX_LINE_CHARS, MAX_RECORDS, MAX_UNZIPPED_BYTES, MAX_ZIP_RATIO, \
-    Record, register_reader, session_from_records, too_many_records
+from .base import (
+    MAX_BYTES,
+    MAX_GRID_SPAN,
+    MAX_LINE_CHARS,
+    MAX_RECORDS,
+    MAX_UNZIPPED_BYTES,
+    MAX_ZIP_RATIO,
+    Record,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 from .text import records_from_lines
 
 _HEADER = {
@@ -74,9 +85,11 @@ def _table_records(path: Path, rows: list[list[str]]) -> list[Record]:
             col["speaker"] = min(rest, key=lambda i: distinct[i])
     records = []
     for n, r in enumerate(rows[first:], start=first + 1):
-        def cell(k):
+
+        def cell(k, r=r):
             i = col.get(k)
             return r[i].strip() if i is not None and i < len(r) else ""
+
         text = cell("text")
         if not text:
             continue
@@ -88,13 +101,13 @@ def _table_records(path: Path, rows: list[list[str]]) -> list[Record]:
             except ValueError as exc:
                 raise InputError(path, f"table row {n}: {exc}", field=rows[0][col[k]] if first else k) from None
         spk = cell("speaker").rstrip(":") or None
-        records.append(Record(speaker=spk, text=text, source=n, start=times["start"], end=times["end"],
-                              role=role_from_label(spk)))
+        records.append(
+            Record(speaker=spk, text=text, source=n, start=times["start"], end=times["end"], role=role_from_label(spk))
+        )
     return records
 
 
-def _check_zip(path: Path, max_bytes: int | None, max_unzipped_bytes: int | None, max_zip_ratio: float | None
-               ) -> None:
+def _check_zip(path: Path, max_bytes: int | None, max_unzipped_bytes: int | None, max_zip_ratio: float | None) -> None:
     """Size checks from the zip directory, before anything is inflated (zipfile stops inflating a member
     at its declared size, so declared sizes bound what python-docx can be made to allocate)."""
     try:
@@ -104,19 +117,27 @@ def _check_zip(path: Path, max_bytes: int | None, max_unzipped_bytes: int | None
     if size == 0:
         raise InputError(path, "file is empty")
     if max_bytes is not None and size > max_bytes:
-        raise LimitError(path, f"file is larger than {max_bytes:,} bytes (max_bytes={max_bytes}); "
-                               "pass a larger max_bytes= to read it")
+        raise LimitError(
+            path,
+            f"file is larger than {max_bytes:,} bytes (max_bytes={max_bytes}); pass a larger max_bytes= to read it",
+        )
     try:
         with zipfile.ZipFile(path) as zf:
             total = sum(i.file_size for i in zf.infolist())
     except Exception as exc:  # noqa: BLE001 - BadZipFile, but also OSError, ValueError, ... on corrupt zips
         raise InputError(path, f"not a readable .docx (Word 2007+) file ({type(exc).__name__})") from None
     if max_unzipped_bytes is not None and total > max_unzipped_bytes:
-        raise LimitError(path, f"unzips to {total:,} bytes, more than max_unzipped_bytes={max_unzipped_bytes}; "
-                               "pass a larger max_unzipped_bytes= to read it")
+        raise LimitError(
+            path,
+            f"unzips to {total:,} bytes, more than max_unzipped_bytes={max_unzipped_bytes}; "
+            "pass a larger max_unzipped_bytes= to read it",
+        )
     if max_zip_ratio is not None and total > _RATIO_FLOOR and total > max_zip_ratio * size:
-        raise LimitError(path, f"unzips to {total / size:,.0f} times its size (a zip bomb?), more than "
-                               f"max_zip_ratio={max_zip_ratio}; pass a larger max_zip_ratio= to read it")
+        raise LimitError(
+            path,
+            f"unzips to {total / size:,.0f} times its size (a zip bomb?), more than "
+            f"max_zip_ratio={max_zip_ratio}; pass a larger max_zip_ratio= to read it",
+        )
 
 
 def _extract(doc, path: Path, max_grid_span: int | None) -> tuple[list[list[list[str]]], list[str]]:
@@ -144,8 +165,11 @@ def _extract(doc, path: Path, max_grid_span: int | None) -> tuple[list[list[list
                 except ValueError:
                     raise InputError(path, f"table {ti}, row {ri}: a cell's gridSpan is not a whole number") from None
                 if max_grid_span is not None and span > max_grid_span:
-                    raise LimitError(path, f"table {ti}, row {ri}: a cell spans {span:,} columns (max_grid_span="
-                                           f"{max_grid_span}); pass a larger max_grid_span= to read it")
+                    raise LimitError(
+                        path,
+                        f"table {ti}, row {ri}: a cell spans {span:,} columns (max_grid_span="
+                        f"{max_grid_span}); pass a larger max_grid_span= to read it",
+                    )
                 if tc.vMerge == "continue" and off in above:
                     cell = above[off]
                 else:
@@ -159,12 +183,20 @@ def _extract(doc, path: Path, max_grid_span: int | None) -> tuple[list[list[list
     return tables, [p.text for p in body.p_lst]
 
 
-@register_reader("docx", extensions=(".docx",),
-                 description="Word .docx: labelled paragraphs or time/speaker/text tables")
-def read_docx(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-              max_unzipped_bytes: int | None = MAX_UNZIPPED_BYTES, max_zip_ratio: float | None = MAX_ZIP_RATIO,
-              max_grid_span: int | None = MAX_GRID_SPAN, max_line_chars: int | None = MAX_LINE_CHARS,
-              max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "docx", extensions=(".docx",), description="Word .docx: labelled paragraphs or time/speaker/text tables"
+)
+def read_docx(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_unzipped_bytes: int | None = MAX_UNZIPPED_BYTES,
+    max_zip_ratio: float | None = MAX_ZIP_RATIO,
+    max_grid_span: int | None = MAX_GRID_SPAN,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read a Word document.
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
@@ -190,8 +222,11 @@ def read_docx(path: Path, *, session_id: str | None = None, max_bytes: int | Non
     meta: dict = {}
     for ti, rows in enumerate(tables, start=1):
         if max_line_chars is not None and any(len(c) > max_line_chars for r in rows for c in r):
-            raise LimitError(path, f"table {ti}: a cell is longer than {max_line_chars:,} characters (max_line_chars="
-                                   f"{max_line_chars}); pass a larger max_line_chars= to read it")
+            raise LimitError(
+                path,
+                f"table {ti}: a cell is longer than {max_line_chars:,} characters (max_line_chars="
+                f"{max_line_chars}); pass a larger max_line_chars= to read it",
+            )
         rs = _table_records(path, rows)
         if len(rs) >= 2:
             records += rs

@@ -6,6 +6,7 @@ matched loosely (speaker/name/interlocutor/role, text/utterance/content, start/b
 end/stop); times may be seconds or "hh:mm:ss.fff". Record.source is the 0-based index of the item
 in the list (so `data[i]` finds it). See `read_json` for the size limits.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..session import SCHEMA, SCHEMA_VERSION, Session
 from ._common import json_head, load_json, role_from_label, shape, shape_name, shape_names, time_field
-from .base import MAX_BYTES, MAX_DEPTH, MAX_RECORDS, Record, register_reader, session_from_records, \
-    too_many_records
+from .base import MAX_BYTES, MAX_DEPTH, MAX_RECORDS, Record, register_reader, session_from_records, too_many_records
 
 SPEAKER_KEYS = ("speaker", "speaker_id", "speaker_name", "name", "interlocutor", "who", "role")
 TEXT_KEYS = ("text", "utterance", "utterance_text", "content", "transcript", "sentence", "message")
@@ -80,8 +80,9 @@ def records_from_items(items: list, path: Path, where: str = "") -> list[Record]
         end = time_field(path, en, field=f"{field}.{ek}")
         role = it.get("role") if isinstance(it.get("role"), str) else None
         role = role_from_label(role) or role_from_label(str(spk) if spk is not None else None)
-        records.append(Record(speaker=str(spk) if spk is not None else None, text=text, source=i,
-                              start=start, end=end, role=role))
+        records.append(
+            Record(speaker=str(spk) if spk is not None else None, text=text, source=i, start=start, end=end, role=role)
+        )
     return records
 
 
@@ -92,13 +93,15 @@ def _is_time(v: Any) -> bool:
 def check_session_dict(d: dict, path: Path, max_records: int | None = MAX_RECORDS) -> None:
     """The shape later stages rely on (strings, lists, finite times), as InputError naming the field;
     `Session.from_dict` itself trusts its input."""
+
     def bad(field: str, what: str) -> InputError:
         return InputError(path, f"malformed session JSON: {what}", field=field)
 
     major = str(d.get("version", ""))[:20].split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
-        raise InputError(path, f"unsupported session version {shape(d.get('version'))} (this is {SCHEMA_VERSION})",
-                         field="version")
+        raise InputError(
+            path, f"unsupported session version {shape(d.get('version'))} (this is {SCHEMA_VERSION})", field="version"
+        )
     if not isinstance(d.get("id"), (str, int)) or isinstance(d.get("id"), bool):
         raise bad("id", "no session id")
     for key, typ in (("turns", list), ("speakers", list), ("meta", dict)):
@@ -135,10 +138,20 @@ def check_session_dict(d: dict, path: Path, max_records: int | None = MAX_RECORD
             raise bad(f"speakers[{i}]", "expected an object with an 'id' string")
 
 
-@register_reader("json", extensions=(".json",), sniff=sniff_json,
-                 description="alliance-nlp session JSON, or a list of {speaker, text, start, end}")
-def read_json(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-              max_depth: int | None = MAX_DEPTH, max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "json",
+    extensions=(".json",),
+    sniff=sniff_json,
+    description="alliance-nlp session JSON, or a list of {speaker, text, start, end}",
+)
+def read_json(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_depth: int | None = MAX_DEPTH,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read a session JSON or a simple utterance list.
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
@@ -159,8 +172,11 @@ def read_json(path: Path, *, session_id: str | None = None, max_bytes: int | Non
     items, where = _items(obj)
     if items is None:
         keys = shape_names(list(obj)) if isinstance(obj, dict) else type(obj).__name__
-        raise InputError(path, f"unrecognised JSON transcript (top level: {keys}); expected a session JSON, "
-                               "a list of {speaker, text, start, end}, WhisperX or ConvoKit")
+        raise InputError(
+            path,
+            f"unrecognised JSON transcript (top level: {keys}); expected a session JSON, "
+            "a list of {speaker, text, start, end}, WhisperX or ConvoKit",
+        )
     if not items:
         raise InputError(path, "no utterances found (empty list)", field=where or None)
     if max_records is not None and len(items) > max_records:

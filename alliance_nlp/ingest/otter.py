@@ -9,6 +9,7 @@
 A trailing "Transcribed by https://otter.ai" line is dropped. Record.source is the 1-based line
 number of the header line.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,15 @@ from pathlib import Path
 from ..errors import InputError
 from ..session import Session
 from ._common import check_lines, load_text, parse_time, role_from_label, shape
-from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
-    too_many_records
+from .base import (
+    MAX_BYTES,
+    MAX_LINE_CHARS,
+    MAX_RECORDS,
+    Record,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 
 _HEAD_RE = re.compile(r"^(?P<name>[^\W\d_][^\t:]{0,48}?)\s{1,}(?P<t>\d{1,3}:\d{2}(?::\d{2})?)\s*$")
 # The time token's first colon is matched by `[\w.]*:` (no colon in the class): `[\w:.]*:[\w:.]*` splits a
@@ -38,10 +46,20 @@ def sniff_otter(path: Path, head: str | None) -> bool:
     return hits >= 2 or "otter.ai" in head.lower() and hits >= 1
 
 
-@register_reader("otter", extensions=(".txt",), sniff=sniff_otter,
-                 description="Otter.ai text export ('Name  0:12' lines followed by paragraphs)")
-def read_otter(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-               max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "otter",
+    extensions=(".txt",),
+    sniff=sniff_otter,
+    description="Otter.ai text export ('Name  0:12' lines followed by paragraphs)",
+)
+def read_otter(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read an Otter.ai text export.
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),

@@ -8,6 +8,7 @@ diarization segment it overlaps most (the nearest one when none overlaps); conse
 speaker form a record. Record.source is the 1-based RTTM line of the segment holding the record's
 first word. See `read_rttm` for the size limits.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -18,8 +19,16 @@ from pathlib import Path
 from ..errors import InputError
 from ..session import Session, Word
 from ._common import check_lines, load_json, load_text, shape, shape_names
-from .base import MAX_BYTES, MAX_DEPTH, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, \
-    session_from_records, too_many_records
+from .base import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_LINE_CHARS,
+    MAX_RECORDS,
+    Record,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 from .whisperx import parse_words
 
 
@@ -31,12 +40,31 @@ class Segment:
     line: int
 
 
-_OTHER_TYPES = {"SPKR-INFO", "LEXEME", "NON-LEX", "NON-SPEECH", "SEGMENT", "SU", "A/P", "IP", "CB", "EDIT",
-                "FILLER", "NOSCORE", "NO_RT_METADATA", "SPEAKER-INFO"}
+_OTHER_TYPES = {
+    "SPKR-INFO",
+    "LEXEME",
+    "NON-LEX",
+    "NON-SPEECH",
+    "SEGMENT",
+    "SU",
+    "A/P",
+    "IP",
+    "CB",
+    "EDIT",
+    "FILLER",
+    "NOSCORE",
+    "NO_RT_METADATA",
+    "SPEAKER-INFO",
+}
 
 
-def parse_rttm(path: Path, *, max_bytes: int | None = MAX_BYTES, max_line_chars: int | None = MAX_LINE_CHARS,
-               max_records: int | None = MAX_RECORDS) -> list[Segment]:
+def parse_rttm(
+    path: Path,
+    *,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> list[Segment]:
     segs = []
     file_ids: list[tuple[int, str]] = []
     lines = load_text(path, max_bytes).splitlines()
@@ -67,23 +95,34 @@ def parse_rttm(path: Path, *, max_bytes: int | None = MAX_BYTES, max_line_chars:
     files = list(dict.fromkeys(fid for _, fid in file_ids))
     if len(files) > 1:  # several recordings in one RTTM: keep the one named like this file
         if path.stem not in files:
-            raise InputError(path, f"RTTM holds {len(files)} recordings ({shape_names(files, 10)}); "
-                                   f"none is named {path.stem!r}: split the file per recording")
+            raise InputError(
+                path,
+                f"RTTM holds {len(files)} recordings ({shape_names(files, 10)}); "
+                f"none is named {path.stem!r}: split the file per recording",
+            )
         segs = [g for g, (_, fid) in zip(segs, file_ids) if fid == path.stem]
     segs.sort(key=lambda g: (g.start, g.end))
     return segs
 
 
 def find_words_file(path: Path) -> Path | None:
-    for cand in (path.with_name(path.stem + "_words.json"), path.with_name(path.stem + ".words.json"),
-                 path.with_suffix(".json")):
+    for cand in (
+        path.with_name(path.stem + "_words.json"),
+        path.with_name(path.stem + ".words.json"),
+        path.with_suffix(".json"),
+    ):
         if cand.exists():
             return cand
     return None
 
 
-def load_words(wpath: Path, *, max_bytes: int | None = MAX_BYTES, max_depth: int | None = MAX_DEPTH,
-               max_records: int | None = MAX_RECORDS) -> list[Word]:
+def load_words(
+    wpath: Path,
+    *,
+    max_bytes: int | None = MAX_BYTES,
+    max_depth: int | None = MAX_DEPTH,
+    max_records: int | None = MAX_RECORDS,
+) -> list[Word]:
     obj = load_json(wpath, max_bytes=max_bytes, max_depth=max_depth)
     if isinstance(obj, dict):
         if isinstance(obj.get("words"), list):
@@ -97,8 +136,9 @@ def load_words(wpath: Path, *, max_bytes: int | None = MAX_BYTES, max_depth: int
                     words += parse_words(seg["words"], wpath, f"segments[{i}].words", max_records, len(words))
             if words:
                 return words
-        raise InputError(wpath, "no word list found (expected a list of words, 'words', 'word_segments' or "
-                                "'segments' with words)")
+        raise InputError(
+            wpath, "no word list found (expected a list of words, 'words', 'word_segments' or 'segments' with words)"
+        )
     if isinstance(obj, list):
         return parse_words(obj, wpath, "", max_records)
     raise InputError(wpath, "expected a JSON list of words")
@@ -113,7 +153,7 @@ class _MaxTree:
             size *= 2
         self.size = size
         t = [-math.inf] * (2 * size)
-        t[size:size + len(values)] = values
+        t[size : size + len(values)] = values
         for i in range(size - 1, 0, -1):
             t[i] = max(t[2 * i], t[2 * i + 1])
         self.t = t
@@ -220,11 +260,21 @@ def assign(words: list[Word], segs: list[Segment]) -> list[int | None]:
     return out
 
 
-@register_reader("rttm", extensions=(".rttm",),
-                 description="RTTM diarization + word-timed ASR JSON (<stem>_words.json or words=PATH)")
-def read_rttm(path: Path, *, words: str | Path | None = None, session_id: str | None = None,
-              max_bytes: int | None = MAX_BYTES, max_line_chars: int | None = MAX_LINE_CHARS,
-              max_depth: int | None = MAX_DEPTH, max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "rttm",
+    extensions=(".rttm",),
+    description="RTTM diarization + word-timed ASR JSON (<stem>_words.json or words=PATH)",
+)
+def read_rttm(
+    path: Path,
+    *,
+    words: str | Path | None = None,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_depth: int | None = MAX_DEPTH,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read RTTM diarization with its word-timed ASR (`words=PATH`, or found next to the .rttm).
 
     Limits, each a LimitError when exceeded and None to switch off, for the RTTM and the words file:
@@ -234,8 +284,11 @@ def read_rttm(path: Path, *, words: str | Path | None = None, session_id: str | 
     segs = parse_rttm(path, max_bytes=max_bytes, max_line_chars=max_line_chars, max_records=max_records)
     wpath = Path(words) if words else find_words_file(path)
     if wpath is None:
-        raise InputError(path, f"RTTM has speaker times but no words: put word-timed ASR JSON next to it as "
-                               f"{path.stem}_words.json, or pass words=PATH")
+        raise InputError(
+            path,
+            f"RTTM has speaker times but no words: put word-timed ASR JSON next to it as "
+            f"{path.stem}_words.json, or pass words=PATH",
+        )
     if not wpath.exists():
         raise InputError(wpath, "words file not found")
     wl = load_words(wpath, max_bytes=max_bytes, max_depth=max_depth, max_records=max_records)
@@ -260,7 +313,8 @@ def read_rttm(path: Path, *, words: str | Path | None = None, session_id: str | 
             r.add_text(w.text)
             r.end = w.end if w.end is not None else r.end
         else:
-            records.append(Record(speaker=spk, text=w.text, source=seg.line if seg else 0,
-                                  start=w.start, end=w.end, words=[w]))
+            records.append(
+                Record(speaker=spk, text=w.text, source=seg.line if seg else 0, start=w.start, end=w.end, words=[w])
+            )
     meta = {"words_file": str(wpath), "diarization_segments": len(segs)}
     return session_from_records(records, path, "rttm", session_id=session_id, meta=meta)

@@ -5,6 +5,7 @@ prefix on the cue text (as Zoom writes them); a cue with two voice-tagged lines 
 Times are read in milliseconds (webvtt-py's seconds accessors truncate). Record.source is the
 1-based cue index (cue number in file order). See `read_vtt` / `read_srt` for the size limits.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,15 @@ from webvtt.errors import MalformedCaptionError, MalformedFileError
 from ..errors import InputError
 from ..session import Session
 from ._common import check_lines, load_text, role_from_label, split_label, strip_tags
-from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
-    too_many_records
+from .base import (
+    MAX_BYTES,
+    MAX_LINE_CHARS,
+    MAX_RECORDS,
+    Record,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 
 _VTT_TIME = r"(?:\d{1,10}:)?\d{2}:\d{2}\.\d{3}"
 _VTT_CUE_RE = re.compile(rf"^\s*({_VTT_TIME})\s+-->\s+({_VTT_TIME})(?:\s+.*)?$")
@@ -47,8 +55,7 @@ def _records_from_cue(lines: list[str], start: float, end: float, idx: int, raw:
             if out and out[-1].speaker == spk:
                 out[-1].add_text(text)
             else:
-                out.append(Record(speaker=spk, text=text, source=idx, start=start, end=end,
-                                  role=role_from_label(spk)))
+                out.append(Record(speaker=spk, text=text, source=idx, start=start, end=end, role=role_from_label(spk)))
             continue
         text = strip_tags(ln).strip()
         if not text:
@@ -104,18 +111,29 @@ def _check_vtt_times(path: Path, text: str) -> None:
                 mm, ss = t.split(":")[-2], t.split(":")[-1].split(".")[0]
                 bad = bad or int(mm) >= 60 or int(ss) >= 60
         if bad:
-            raise InputError(path, f"bad cue timing {_timing_shape(ln)} (expected hh:mm:ss.ttt --> hh:mm:ss.ttt)",
-                             line=no)
+            raise InputError(
+                path, f"bad cue timing {_timing_shape(ln)} (expected hh:mm:ss.ttt --> hh:mm:ss.ttt)", line=no
+            )
 
 
 def sniff_vtt(path: Path, head: str | None) -> bool:
     return bool(head) and head.lstrip("\ufeff").startswith("WEBVTT")
 
 
-@register_reader("vtt", extensions=(".vtt",), sniff=sniff_vtt,
-                 description="WebVTT captions (Zoom 'Name:' prefixes, Teams <v Name> voice tags)")
-def read_vtt(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-             max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "vtt",
+    extensions=(".vtt",),
+    sniff=sniff_vtt,
+    description="WebVTT captions (Zoom 'Name:' prefixes, Teams <v Name> voice tags)",
+)
+def read_vtt(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read WebVTT captions.
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
@@ -151,8 +169,14 @@ def sniff_srt(path: Path, head: str | None) -> bool:
 
 
 @register_reader("srt", extensions=(".srt",), sniff=sniff_srt, description="SubRip subtitles with 'Name:' prefixes")
-def read_srt(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-             max_line_chars: int | None = MAX_LINE_CHARS, max_records: int | None = MAX_RECORDS) -> Session:
+def read_srt(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read SubRip subtitles.
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
@@ -172,16 +196,16 @@ def read_srt(path: Path, *, session_id: str | None = None, max_bytes: int | None
         # optional numeric counter, then the timing line
         j = i + 1 if lines[i].strip().isdigit() and i + 1 < len(lines) and "-->" in lines[i + 1] else i
         if "-->" not in lines[j]:
-            raise InputError(path, "expected a cue number or timing line (hh:mm:ss,ttt --> hh:mm:ss,ttt)",
-                             line=j + 1)
+            raise InputError(path, "expected a cue number or timing line (hh:mm:ss,ttt --> hh:mm:ss,ttt)", line=j + 1)
         m = _SRT_CUE_RE.match(lines[j])
         try:
             if not m:
                 raise ValueError
             start, end = _ms(m.groups()[:4]), _ms(m.groups()[4:])
         except ValueError:
-            raise InputError(path, f"bad cue timing {_timing_shape(lines[j])} (expected hh:mm:ss,ttt --> "
-                                   "hh:mm:ss,ttt)", line=j + 1) from None
+            raise InputError(
+                path, f"bad cue timing {_timing_shape(lines[j])} (expected hh:mm:ss,ttt --> hh:mm:ss,ttt)", line=j + 1
+            ) from None
         k = j + 1
         body = []
         while k < len(lines) and lines[k].strip():

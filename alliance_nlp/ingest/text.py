@@ -10,6 +10,7 @@ when the file has no blank lines), speaker None, for diarize to split.
 Record.source is the 1-based line number of the record's first line. Reading is linear in the file
 size (a 50 MB transcript reads in seconds); see `read_text_transcript` for the size limits.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,15 +20,56 @@ from pathlib import Path
 from ..errors import InputError
 from ..session import Session
 from ._common import check_lines, load_text, parse_time, role_from_label, shape, split_label, take_leading_time
-from .base import MAX_BYTES, MAX_LINE_CHARS, MAX_RECORDS, Record, register_reader, session_from_records, \
-    too_many_records
+from .base import (
+    MAX_BYTES,
+    MAX_LINE_CHARS,
+    MAX_RECORDS,
+    Record,
+    register_reader,
+    session_from_records,
+    too_many_records,
+)
 
 HEADER_KEYS = {
-    "date", "time", "session", "session date", "session number", "session no", "session #", "title",
-    "duration", "length", "recorded", "recording", "recorded on", "location", "transcript",
-    "transcribed by", "transcriber", "transcription", "file", "filename", "id", "client id",
-    "participants", "speakers", "notes", "note", "subject", "modality", "format", "source", "language",
-    "therapist", "client", "counselor", "counsellor", "patient", "interviewer", "week", "visit",
+    "date",
+    "time",
+    "session",
+    "session date",
+    "session number",
+    "session no",
+    "session #",
+    "title",
+    "duration",
+    "length",
+    "recorded",
+    "recording",
+    "recorded on",
+    "location",
+    "transcript",
+    "transcribed by",
+    "transcriber",
+    "transcription",
+    "file",
+    "filename",
+    "id",
+    "client id",
+    "participants",
+    "speakers",
+    "notes",
+    "note",
+    "subject",
+    "modality",
+    "format",
+    "source",
+    "language",
+    "therapist",
+    "client",
+    "counselor",
+    "counsellor",
+    "patient",
+    "interviewer",
+    "week",
+    "visit",
 }
 _KV_RE = re.compile(r"^\s*([A-Za-z][\w #./-]{0,30}?)\s*:\s*(.*)$")
 _DECOR_RE = re.compile(r"^\s*(?:#.*|[-=_*~]{3,}.*|\[[^\]]*\]|\([^)]*\))\s*$")
@@ -53,8 +95,14 @@ def _header_block(lines: list[tuple[int, str]]) -> int:
         if not m:
             return 0
         key = m.group(1).strip().lower()
-        if key in HEADER_KEYS and key not in {"therapist", "client", "counselor", "counsellor", "patient",
-                                              "interviewer"}:
+        if key in HEADER_KEYS and key not in {
+            "therapist",
+            "client",
+            "counselor",
+            "counsellor",
+            "patient",
+            "interviewer",
+        }:
             keyed += 1
         elif key not in HEADER_KEYS:
             return 0
@@ -63,8 +111,9 @@ def _header_block(lines: list[tuple[int, str]]) -> int:
     return block[-1] + 1 if keyed else 0
 
 
-def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bool | None = None,
-                       max_records: int | None = MAX_RECORDS) -> tuple[list[Record], dict]:
+def records_from_lines(
+    lines: list[tuple[int, str]], path: Path, *, labelled: bool | None = None, max_records: int | None = MAX_RECORDS
+) -> tuple[list[Record], dict]:
     """Records from (line number, text) pairs; returns (records, meta)."""
     meta: dict = {}
     nhead = _header_block(lines)
@@ -100,8 +149,11 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
         parsed.append((no, t, label, text.strip(), False))
 
     counts = Counter(p[2] for p in parsed if p[2])
-    accepted = {lab for lab, n in counts.items()
-                if n >= 2 or role_from_label(lab) or re.match(r"(?i)^(speaker|spk)[ _-]?\d+$", lab)}
+    accepted = {
+        lab
+        for lab, n in counts.items()
+        if n >= 2 or role_from_label(lab) or re.match(r"(?i)^(speaker|spk)[ _-]?\d+$", lab)
+    }
     if labelled is None:
         labelled = sum(counts[lab] for lab in accepted) >= 2
     nonblank = sum(1 for p in parsed if not p[4])
@@ -124,8 +176,15 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
             if label is not None:
                 if max_records is not None and len(records) >= max_records:
                     raise too_many_records(path, max_records)
-                records.append(Record(speaker=label, text=text, source=no,
-                                      start=t if t is not None else pending_t, role=role_from_label(label)))
+                records.append(
+                    Record(
+                        speaker=label,
+                        text=text,
+                        source=no,
+                        start=t if t is not None else pending_t,
+                        role=role_from_label(label),
+                    )
+                )
                 pending_t = None
             elif records:
                 records[-1].add_text(text)
@@ -154,11 +213,20 @@ def records_from_lines(lines: list[tuple[int, str]], path: Path, *, labelled: bo
     return records, meta
 
 
-@register_reader("text", extensions=(".txt", ".text"),
-                 description="plain text with speaker labels (T:, Client:, Dr. Smith:) and optional timestamps")
-def read_text_transcript(path: Path, *, session_id: str | None = None, labelled: bool | None = None,
-                         max_bytes: int | None = MAX_BYTES, max_line_chars: int | None = MAX_LINE_CHARS,
-                         max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "text",
+    extensions=(".txt", ".text"),
+    description="plain text with speaker labels (T:, Client:, Dr. Smith:) and optional timestamps",
+)
+def read_text_transcript(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    labelled: bool | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_line_chars: int | None = MAX_LINE_CHARS,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read a plain-text transcript.
 
     `labelled` forces (True) or refuses (False) speaker-label parsing. Limits, each a LimitError when
@@ -167,6 +235,5 @@ def read_text_transcript(path: Path, *, session_id: str | None = None, labelled:
     """
     raw = load_text(path, max_bytes).splitlines()  # (the whole text is not kept: only its lines are used)
     check_lines(path, raw, max_line_chars)
-    records, meta = records_from_lines(list(enumerate(raw, start=1)), path, labelled=labelled,
-                                       max_records=max_records)
+    records, meta = records_from_lines(list(enumerate(raw, start=1)), path, labelled=labelled, max_records=max_records)
     return session_from_records(records, path, "text", session_id=session_id, meta=meta)

@@ -5,6 +5,7 @@ A segment without a speaker gets the majority speaker of its words. A file with 
 `word_segments` gives one record per speaker run. Record.source is the 0-based segment index
 (or, for word-only files, the index of the run's first word). See `read_whisperx` for the size limits.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -14,8 +15,7 @@ from typing import Any
 from ..errors import InputError
 from ..session import Session, Word
 from ._common import json_head, load_json, shape, time_field
-from .base import MAX_BYTES, MAX_DEPTH, MAX_RECORDS, Record, register_reader, session_from_records, \
-    too_many_records
+from .base import MAX_BYTES, MAX_DEPTH, MAX_RECORDS, Record, register_reader, session_from_records, too_many_records
 
 
 def sniff_whisperx(path: Path, head: str | None) -> bool:
@@ -41,8 +41,9 @@ def _score(value: Any, path: Path, field: str) -> float | None:
         raise InputError(path, f"word score {shape(value)} is out of range", field=field) from None
 
 
-def parse_words(items: Any, path: Path, where: str, max_records: int | None = MAX_RECORDS,
-                counted: int = 0) -> list[Word]:
+def parse_words(
+    items: Any, path: Path, where: str, max_records: int | None = MAX_RECORDS, counted: int = 0
+) -> list[Word]:
     """Words of a list; `counted` words already read elsewhere in the file count towards `max_records`."""
     if not isinstance(items, list):
         raise InputError(path, "expected a list of words", field=where)
@@ -57,10 +58,15 @@ def parse_words(items: Any, path: Path, where: str, max_records: int | None = MA
         if not isinstance(text, str):
             raise InputError(path, "word has no 'word' (or 'text') string", field=f)
         score = w.get("score", w.get("probability"))
-        words.append(Word(text=text.strip(), start=time_field(path, w.get("start"), field=f + ".start"),
-                          end=time_field(path, w.get("end"), field=f + ".end"),
-                          speaker=str(w["speaker"]) if w.get("speaker") is not None else None,
-                          score=_score(score, path, f + ".score")))
+        words.append(
+            Word(
+                text=text.strip(),
+                start=time_field(path, w.get("start"), field=f + ".start"),
+                end=time_field(path, w.get("end"), field=f + ".end"),
+                speaker=str(w["speaker"]) if w.get("speaker") is not None else None,
+                score=_score(score, path, f + ".score"),
+            )
+        )
     return words
 
 
@@ -85,15 +91,24 @@ def runs_from_words(words: list[Word], sources: list[int] | None = None) -> list
             if r.start is None:
                 r.start = w.start
         else:
-            records.append(Record(speaker=w.speaker, text=w.text, source=src, start=w.start, end=w.end,
-                                  words=[w]))
+            records.append(Record(speaker=w.speaker, text=w.text, source=src, start=w.start, end=w.end, words=[w]))
     return records
 
 
-@register_reader("whisperx", extensions=(".json",), sniff=sniff_whisperx,
-                 description="WhisperX / faster-whisper JSON (segments with speaker, words)")
-def read_whisperx(path: Path, *, session_id: str | None = None, max_bytes: int | None = MAX_BYTES,
-                  max_depth: int | None = MAX_DEPTH, max_records: int | None = MAX_RECORDS) -> Session:
+@register_reader(
+    "whisperx",
+    extensions=(".json",),
+    sniff=sniff_whisperx,
+    description="WhisperX / faster-whisper JSON (segments with speaker, words)",
+)
+def read_whisperx(
+    path: Path,
+    *,
+    session_id: str | None = None,
+    max_bytes: int | None = MAX_BYTES,
+    max_depth: int | None = MAX_DEPTH,
+    max_records: int | None = MAX_RECORDS,
+) -> Session:
     """Read WhisperX / faster-whisper JSON.
 
     Limits, each a LimitError when exceeded and None to switch off: `max_bytes` (file size, 64 MiB),
@@ -122,8 +137,9 @@ def read_whisperx(path: Path, *, session_id: str | None = None, max_bytes: int |
         text = seg.get("text")
         if not isinstance(text, str):
             raise InputError(path, "segment has no 'text' string", field=f + ".text")
-        words = (parse_words(seg["words"], path, f + ".words", max_records, nwords)
-                 if seg.get("words") is not None else [])
+        words = (
+            parse_words(seg["words"], path, f + ".words", max_records, nwords) if seg.get("words") is not None else []
+        )
         nwords += len(words)
         spk = seg.get("speaker")
         spk = str(spk) if spk is not None else majority_speaker(words)

@@ -5,6 +5,7 @@ high-quality ones. ESConv: low-rated conversations (seeker empathy or relevance 
 concentrate) plus a random sample of the rest. A stratified reliability subset is coded by coder A
 and, independently, by coder E. Run: python data/annotations/make_assignments.py
 """
+
 from __future__ import annotations
 
 import json
@@ -70,6 +71,7 @@ def _sustain_share(session) -> float:
     import csv
 
     from training.corpora import resolve_corpus_dir
+
     global _SUSTAIN
     if "_SUSTAIN" not in globals():
         counts: dict = {}
@@ -103,8 +105,10 @@ def _deal(sessions: list, coders: list[str], first: dict | None = None) -> tuple
 
 
 def _require_ranking_model() -> str:
-    raise SystemExit(f"supplement 4 needs the v1.0 classifier: see RANKING_MODEL_COMMIT ({RANKING_MODEL_COMMIT}) "
-                     "in this script and pass --ranking-model")
+    raise SystemExit(
+        f"supplement 4 needs the v1.0 classifier: see RANKING_MODEL_COMMIT ({RANKING_MODEL_COMMIT}) "
+        "in this script and pass --ranking-model"
+    )
 
 
 def _model_ranked(sessions: list, model: str) -> list:
@@ -116,8 +120,10 @@ def _model_ranked(sessions: list, model: str) -> list:
     as_sessions = [to_session(s) for s in sessions]
     probs = MarkerClassifier.load(model).predict_proba(as_sessions)
     iw, ir = LABELS.index("rupture_withdrawal"), LABELS.index("repair")
-    density = {(s.corpus, s.session): float(p[:, iw].sum() + 0.3 * p[:, ir].sum()) / len(s.utterances)
-               for s, p in zip(sessions, probs)}
+    density = {
+        (s.corpus, s.session): float(p[:, iw].sum() + 0.3 * p[:, ir].sum()) / len(s.utterances)
+        for s, p in zip(sessions, probs)
+    }
     return sorted(sessions, key=lambda s: (-round(density[(s.corpus, s.session)], 6), s.corpus, s.session))
 
 
@@ -125,8 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--ranking-model", help=f"the v1.0 classifier (commit {RANKING_MODEL_COMMIT}) to redraw "
-                    "supplement 4; without it the supplement already in assignments.json is kept")
+    ap.add_argument(
+        "--ranking-model",
+        help=f"the v1.0 classifier (commit {RANKING_MODEL_COMMIT}) to redraw "
+        "supplement 4; without it the supplement already in assignments.json is kept",
+    )
     args = ap.parse_args(argv)
     path = Path(__file__).with_name("assignments.json")
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -169,8 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     # Second supplement, for withdrawal (minimal, evasive answers): the next AnnoMI transcripts by
     # sustain share, and ESConv conversations whose seeker writes the shortest messages.
     taken |= {(s.corpus, s.session) for s in sup}
-    sup_annomi2 = [k for k in sorted(sustain, key=lambda k: (-sustain[k], int(k)))
-                   if ("annomi", k) not in taken][:N_SUPPLEMENT2_ANNOMI]
+    sup_annomi2 = [k for k in sorted(sustain, key=lambda k: (-sustain[k], int(k))) if ("annomi", k) not in taken][
+        :N_SUPPLEMENT2_ANNOMI
+    ]
     rest2 = [s for s in esconv.values() if ("esconv", s.session) not in taken and len(s.utterances) >= 12]
     rest2.sort(key=lambda s: (_seeker_words(s), s.session))
     sup2 = [annomi[k] for k in sup_annomi2] + rest2[:N_SUPPLEMENT2_ESCONV]
@@ -178,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     out["utterances"][SUPPLEMENT2_CODER] = sum(len(s.utterances) for s in sup2)
     # Third supplement, same criteria, next in line (withdrawal and repair were still under 150).
     taken |= {(s.corpus, s.session) for s in sup2}
-    sup_annomi3 = [k for k in sorted(sustain, key=lambda k: (-sustain[k], int(k)))
-                   if ("annomi", k) not in taken][:N_SUPPLEMENT3_ANNOMI]
+    sup_annomi3 = [k for k in sorted(sustain, key=lambda k: (-sustain[k], int(k))) if ("annomi", k) not in taken][
+        :N_SUPPLEMENT3_ANNOMI
+    ]
     rest3 = [s for s in rest2 if ("esconv", s.session) not in taken][:N_SUPPLEMENT3_ESCONV]
     sup3 = [annomi[k] for k in sup_annomi3] + rest3
     out["coders"][SUPPLEMENT3_CODER] = [f"{s.corpus} {s.session}" for s in sup3]
@@ -190,9 +201,14 @@ def main(argv: list[str] | None = None) -> None:
     # which sessions are read; coders never see its output (codebook 5.5).
     taken |= {(s.corpus, s.session) for s in sup3}
     if args.ranking_model or not all(c in previous.get("coders", {}) for c in SUPPLEMENT4_CODERS):
-        ranked = _model_ranked([s for s in list(annomi.values()) + list(esconv.values())
-                                if (s.corpus, s.session) not in taken and len(s.utterances) >= 12],
-                               args.ranking_model or _require_ranking_model())
+        ranked = _model_ranked(
+            [
+                s
+                for s in list(annomi.values()) + list(esconv.values())
+                if (s.corpus, s.session) not in taken and len(s.utterances) >= 12
+            ],
+            args.ranking_model or _require_ranking_model(),
+        )
         sup4, n4 = [], 0
         for s in ranked:
             if n4 >= N_SUPPLEMENT4_UTTERANCES:
@@ -219,8 +235,12 @@ def main(argv: list[str] | None = None) -> None:
                 n += len(s.utterances)
     out["reliability"] = [
         {"name": "v1.0", **out["reliability"]},
-        {"name": "v1.1 supplement", "coders": ["primary", RELIABILITY2_CODER],
-         "sessions": [f"{s.corpus} {s.session}" for s in rel2]}]
+        {
+            "name": "v1.1 supplement",
+            "coders": ["primary", RELIABILITY2_CODER],
+            "sessions": [f"{s.corpus} {s.session}" for s in rel2],
+        },
+    ]
     out["coders"][RELIABILITY2_CODER] = out["reliability"][1]["sessions"]
     out["utterances"][RELIABILITY2_CODER] = sum(len(s.utterances) for s in rel2)
     path.write_text(json.dumps(out, indent=1) + "\n")

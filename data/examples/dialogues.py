@@ -11,23 +11,38 @@ ZOOM = [
     ("C", "Busy. The project deadline got moved up, so I've been working late most nights."),
     ("T", "That sounds like a lot. Before we dive in, what would be most useful to focus on today?"),
     ("C", "I guess the panic thing. I had another one on Thursday, in the middle of a meeting."),
-    ("T", "Okay, let's make that our main focus. And maybe at the end we can check how the breathing practice went. Does that work?"),
+    (
+        "T",
+        "Okay, let's make that our main focus. And maybe at the end we can check how the breathing practice went. Does that work?",
+    ),
     ("C", "Sure."),
     ("T", "Can you walk me through Thursday? Where were you when you first noticed it?"),
-    ("C", "My manager asked me to present the numbers and my heart just started pounding. My hands went cold. I thought everyone could see it."),
+    (
+        "C",
+        "My manager asked me to present the numbers and my heart just started pounding. My hands went cold. I thought everyone could see it.",
+    ),
     ("T", "Your heart pounding, cold hands, and the thought that everyone could see. What did you do next?"),
     ("C", "I said I needed to check something and turned my camera off. Then I just sat there."),
     ("T", "Turning the camera off gave you some relief in the moment. Did you try the breathing we practised?"),
     ("C", "No. I forgot. I mean, I didn't really do it at all this week."),
     ("T", "What got in the way of practising?"),
     ("C", "I don't know. It doesn't matter."),
-    ("T", "It sounds like something shifted just now. I might be wrong, but did my question feel like I was checking whether you'd done your homework?"),
+    (
+        "T",
+        "It sounds like something shifted just now. I might be wrong, but did my question feel like I was checking whether you'd done your homework?",
+    ),
     ("C", "A bit. I already feel like I'm failing at work. I don't want to fail at therapy too."),
-    ("T", "I really appreciate you saying that. You're not failing at therapy. Not practising tells us something important: when you're this stretched, an extra task just becomes another thing to fail at. That's on us to fix together, not on you."),
+    (
+        "T",
+        "I really appreciate you saying that. You're not failing at therapy. Not practising tells us something important: when you're this stretched, an extra task just becomes another thing to fail at. That's on us to fix together, not on you.",
+    ),
     ("C", "Okay. Yeah. That actually helps."),
     ("T", "What if we made it much smaller? One slow breath before you unmute in a meeting. That's it."),
     ("C", "One breath. I can probably do one breath."),
-    ("T", "And if the panic comes anyway, what if the goal isn't to make it go away, but to stay in the meeting with it, even for one more minute?"),
+    (
+        "T",
+        "And if the panic comes anyway, what if the goal isn't to make it go away, but to stay in the meeting with it, even for one more minute?",
+    ),
     ("C", "That's scary. But I think avoiding it is making it worse. I've started dreading every meeting."),
     ("T", "That's a really important observation. Avoidance buys a little relief now and costs a lot of dread later."),
     ("C", "Yeah. That's exactly what it feels like."),
@@ -47,15 +62,30 @@ TEAMS = [
     ("C", "Yeah. That's what's been on my mind."),
     ("T", "What happened when you told him you couldn't come?"),
     ("C", "He said I always disappear when things get hard. Which, fine, maybe I do."),
-    ("T", "Last time we talked about grief coming in waves, and that avoiding the reminders can keep the waves big. I wonder if the dinner was one of those reminders."),
-    ("C", "Honestly, I'm a bit sick of hearing about waves. It's not a theory to me. He's gone and everyone keeps telling me how I should be grieving, including you."),
-    ("T", "You're right, and I'm sorry. I jumped to an explanation instead of listening to how Saturday actually was for you. I don't want to be one more person telling you how to grieve."),
+    (
+        "T",
+        "Last time we talked about grief coming in waves, and that avoiding the reminders can keep the waves big. I wonder if the dinner was one of those reminders.",
+    ),
+    (
+        "C",
+        "Honestly, I'm a bit sick of hearing about waves. It's not a theory to me. He's gone and everyone keeps telling me how I should be grieving, including you.",
+    ),
+    (
+        "T",
+        "You're right, and I'm sorry. I jumped to an explanation instead of listening to how Saturday actually was for you. I don't want to be one more person telling you how to grieve.",
+    ),
     ("C", "It's okay. I know you're trying to help."),
     ("T", "I'd still like to hear it your way, if you're willing. What was Saturday like?"),
-    ("C", "I stayed home and looked through old photos. I found one of him teaching me to ride a bike. I cried for about an hour."),
+    (
+        "C",
+        "I stayed home and looked through old photos. I found one of him teaching me to ride a bike. I cried for about an hour.",
+    ),
     ("T", "That sounds painful, and also like you were with him in your own way."),
     ("C", "Yeah. I think I didn't want to share that with anyone. Not even my brother."),
-    ("T", "That makes sense. Some of grief is private. Is there a part of you that wishes your brother knew you were remembering him too?"),
+    (
+        "T",
+        "That makes sense. Some of grief is private. Is there a part of you that wishes your brother knew you were remembering him too?",
+    ),
     ("C", "Maybe. He thinks I don't care. I care so much it scares me."),
     ("T", "Caring so much it scares you. That feels really important."),
     ("C", "I could send him the bike photo. He was there that day, actually."),
@@ -71,7 +101,10 @@ TEAMS = [
 
 # CSV export, motivational interviewing about drinking; ambivalence, some discord, change talk.
 CSV = [
-    ("T", "Thanks for coming in, Alex. Last time we agreed to talk about how drinking fits into your week. Is that still what you'd like to look at?"),
+    (
+        "T",
+        "Thanks for coming in, Alex. Last time we agreed to talk about how drinking fits into your week. Is that still what you'd like to look at?",
+    ),
     ("C", "Yeah, I suppose. My partner's the one who thinks it's a problem, though."),
     ("T", "So coming here is partly for them. What do you think yourself?"),
     ("C", "I think I drink about the same as everyone I know. A few beers after work, more at the weekend."),
@@ -85,7 +118,10 @@ CSV = [
     ("C", "It did. That's not who I want to be."),
     ("T", "If I'm honest, I think cutting down completely for a month might be a good experiment."),
     ("C", "Look, I didn't come here to be told to quit. If that's where this is going, I don't see the point."),
-    ("T", "You're right, that's your decision to make, not mine, and I got ahead of you there. Can we go back to what you said, that it's not who you want to be?"),
+    (
+        "T",
+        "You're right, that's your decision to make, not mine, and I got ahead of you there. Can we go back to what you said, that it's not who you want to be?",
+    ),
     ("C", "Fine. Yeah. I want to be someone she can rely on. Someone who's present."),
     ("T", "Being reliable and present really matters to you."),
     ("C", "It does. My dad wasn't, and I swore I'd be different."),
@@ -99,7 +135,10 @@ CSV = [
     ("C", "Maybe no drinking at parties for a while. Or just two beers and then water."),
     ("T", "That's your plan, and it sounds doable. How are you feeling about our conversation today?"),
     ("C", "Better than I thought. I expected a lecture. You actually listened."),
-    ("T", "I appreciate you saying so, and for pushing back when I got ahead of you. Shall we check in on the plan next week?"),
+    (
+        "T",
+        "I appreciate you saying so, and for pushing back when I got ahead of you. Shall we check in on the plan next week?",
+    ),
     ("C", "Yeah. Let's do that."),
 ]
 
@@ -141,7 +180,10 @@ RTTM = [
     ("C", "I didn't. I sat at the back."),
     ("T", "That's okay. What made the back feel safer?"),
     ("C", "Can we not do this? I already know I messed up."),
-    ("T", "I hear that. I'm not keeping score, and I'm sorry if it felt that way. Sitting at the back tells us how strong the fear is, that's all."),
+    (
+        "T",
+        "I hear that. I'm not keeping score, and I'm sorry if it felt that way. Sitting at the back tells us how strong the fear is, that's all.",
+    ),
     ("C", "Okay. It's just embarrassing."),
     ("T", "It makes sense that it's embarrassing. You've been dealing with this fear for a long time."),
     ("C", "Since school, really."),
@@ -159,7 +201,10 @@ RTTM = [
 
 # Word document, couples-adjacent individual session about conflict with a teenage son.
 DOCX = [
-    ("T", "Welcome back, Maria. Last time you mentioned things were tense at home. Where would you like to start today?"),
+    (
+        "T",
+        "Welcome back, Maria. Last time you mentioned things were tense at home. Where would you like to start today?",
+    ),
     ("C", "With Daniel. We had another shouting match on Sunday about his phone."),
     ("T", "Okay. Shall we look at what happened on Sunday, and then at what you'd like to be different?"),
     ("C", "Yes, that's what I need."),
@@ -169,11 +214,17 @@ DOCX = [
     ("C", "Invisible. Like I don't matter in my own house."),
     ("T", "Invisible. That's a painful feeling, especially from your own child."),
     ("C", "It is. And then I shout, and I hate myself for it."),
-    ("T", "It sounds like there are two hard things: feeling invisible, and then being harsh with yourself afterwards."),
+    (
+        "T",
+        "It sounds like there are two hard things: feeling invisible, and then being harsh with yourself afterwards.",
+    ),
     ("C", "Yes. Exactly that."),
     ("T", "Have you tried the calm request we talked about? Saying it once, then naming the consequence?"),
     ("C", "You make it sound easy. You don't have a fifteen-year-old."),
-    ("T", "That's true, I don't have to live with it every evening, and I made it sound simpler than it is. I'm sorry. What part of it feels hardest when you're in the moment?"),
+    (
+        "T",
+        "That's true, I don't have to live with it every evening, and I made it sound simpler than it is. I'm sorry. What part of it feels hardest when you're in the moment?",
+    ),
     ("C", "Staying calm after the second time. By then I'm already furious."),
     ("T", "So the second time is the turning point. What if we worked on just that moment?"),
     ("C", "That would help. I can manage the first time."),
@@ -181,7 +232,10 @@ DOCX = [
     ("C", "Maybe, he's fifteen, this isn't about me. I can take a breath and say it once more, calmly."),
     ("T", "That sounds like something that fits you. How does it feel to say it out loud?"),
     ("C", "Hopeful, actually. Like I'm not a bad mother, I just get overwhelmed."),
-    ("T", "I see a mother who cares a great deal, and who is trying hard. Shall we check next week how the second time goes?"),
+    (
+        "T",
+        "I see a mother who cares a great deal, and who is trying hard. Shall we check next week how the second time goes?",
+    ),
     ("C", "Yes. Thank you. I feel lighter than when I came in."),
 ]
 
@@ -199,9 +253,15 @@ OTTER = [
     ("C", "That they'd all know each other already. That I'd stand there like an idiot."),
     ("T", "That sounds really uncomfortable to imagine."),
     ("C", "It is. So I stayed home, and then I felt worse."),
-    ("T", "Staying home protected you from the awkwardness and then left you lonelier. I'd like us to plan for that exact moment on the bed."),
+    (
+        "T",
+        "Staying home protected you from the awkwardness and then left you lonelier. I'd like us to plan for that exact moment on the bed.",
+    ),
     ("C", "Honestly, I'm not sure planning helps. I've made plans before."),
-    ("T", "That's fair. Plans haven't worked so far, and I don't want to hand you another one that doesn't fit. What has helped, even a little, in the past?"),
+    (
+        "T",
+        "That's fair. Plans haven't worked so far, and I don't want to hand you another one that doesn't fit. What has helped, even a little, in the past?",
+    ),
     ("C", "When my friend Sara came with me to stuff. Having one person I knew."),
     ("T", "So having one familiar person made the difference. Is there anyone here who could be that?"),
     ("C", "There's a guy from work, Tom. He climbs, actually. I never asked him."),
@@ -255,7 +315,10 @@ CONVOKIT = [
     ("C", "That it's one question. That everyone freezes sometimes."),
     ("T", "Could any of that apply to you?"),
     ("C", "I know what you're doing. It's a bit of a trick question."),
-    ("T", "Fair enough, it is a bit of a technique. I'm asking because you're kind to others and I wonder why you're not allowed the same."),
+    (
+        "T",
+        "Fair enough, it is a bit of a technique. I'm asking because you're kind to others and I wonder why you're not allowed the same.",
+    ),
     ("C", "I guess I don't think I've earned it."),
     ("T", "That's an important belief. Earned kindness. Shall we look at it more next time?"),
     ("C", "Yes. I'd like that. This helped, actually."),
@@ -265,7 +328,10 @@ CONVOKIT = [
 
 # No speaker labels (e.g. a quick transcription), paragraphs alternate therapist / client.
 UNLABELLED = [
-    ("T", "Thanks for coming in today. Last week we talked about your sleep and your energy. How has it been since then?"),
+    (
+        "T",
+        "Thanks for coming in today. Last week we talked about your sleep and your energy. How has it been since then?",
+    ),
     ("C", "A little better. I've been getting up at the same time like we said, even on the weekend."),
     ("T", "That's great to hear. What has that been like?"),
     ("C", "Hard on Saturday. But I noticed I felt less groggy by Monday."),

@@ -5,6 +5,7 @@ table) from the invented dialogue DOCX in dialogues.py, with python-docx.
 
 The zip container may differ byte-for-byte between runs; the content is the same.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,7 +33,7 @@ def _doc(title: str) -> docx.Document:
 def paragraphs() -> None:
     d = _doc("Session 6 - parenting stress (transcript)")
     labels = {"T": "Therapist", "C": "Client"}
-    for key, text, s, _, _ in timed(D.DOCX, 9):
+    for key, text, _s, _, _ in timed(D.DOCX, 9):
         p = d.add_paragraph()
         r = p.add_run(f"{labels[key]}: ")
         r.bold = True

@@ -5,13 +5,13 @@
 session_cbt.txt is written by hand; session.docx / session_table.docx come from make_docx.py.
 Times are synthetic: each turn lasts ~0.36 s a word, with pauses between turns.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import random
-import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -39,7 +39,7 @@ def timed(dialogue, seed, t0=2.0, pause=(0.4, 1.8)):
 
 def chunks(ws, size=16):
     """Split a turn's words into caption-sized chunks (as Zoom and Teams do)."""
-    return [ws[i:i + size] for i in range(0, len(ws), size)] or [ws]
+    return [ws[i : i + size] for i in range(0, len(ws), size)] or [ws]
 
 
 def vtt_time(s):
@@ -63,8 +63,12 @@ def zoom_vtt():
     for key, _, _, _, ws in timed(D.ZOOM, 1):
         for ch in chunks(ws):
             n += 1
-            out += [str(n), f"{vtt_time(ch[0][1])} --> {vtt_time(ch[-1][2])}",
-                    f"{names[key]}: " + " ".join(w for w, _, _ in ch), ""]
+            out += [
+                str(n),
+                f"{vtt_time(ch[0][1])} --> {vtt_time(ch[-1][2])}",
+                f"{names[key]}: " + " ".join(w for w, _, _ in ch),
+                "",
+            ]
     write("session_zoom.vtt", "\n".join(out))
 
 
@@ -76,8 +80,12 @@ def teams():
         for j, ch in enumerate(chunks(ws, 14)):
             n += 1
             text = " ".join(w for w, _, _ in ch)
-            out += [f"8f2c41d7-5e0a-4c3b-9d1e-2a7b6c{i:06d}/{j}-0",
-                    f"{vtt_time(ch[0][1])} --> {vtt_time(ch[-1][2])}", f"<v {names[key]}>{text}</v>", ""]
+            out += [
+                f"8f2c41d7-5e0a-4c3b-9d1e-2a7b6c{i:06d}/{j}-0",
+                f"{vtt_time(ch[0][1])} --> {vtt_time(ch[-1][2])}",
+                f"<v {names[key]}>{text}</v>",
+                "",
+            ]
             srt += [str(n), f"{srt_time(ch[0][1])} --> {srt_time(ch[-1][2])}", f"{names[key]}: {text}", ""]
     write("session_teams.vtt", "\n".join(out))
     write("session_teams.srt", "\n".join(srt))
@@ -101,8 +109,10 @@ def whisperx():
     rng = random.Random(4)
     segs = []
     for i, (key, text, s, e, ws) in enumerate(timed(D.WHISPERX, 4)):
-        words = [{"word": w, "start": a, "end": b, "score": round(rng.uniform(0.62, 0.99), 3), "speaker": spk[key]}
-                 for w, a, b in ws]
+        words = [
+            {"word": w, "start": a, "end": b, "score": round(rng.uniform(0.62, 0.99), 3), "speaker": spk[key]}
+            for w, a, b in ws
+        ]
         if i == 9:  # a stray word attributed to the other speaker (diariser noise)
             words[0]["speaker"] = spk["T"]
         seg = {"start": s, "end": e, "text": " " + text, "words": words, "speaker": spk[key]}
@@ -118,7 +128,7 @@ def rttm():
     rng = random.Random(5)
     spk = {"T": "SPEAKER_00", "C": "SPEAKER_01"}
     lines, words = [], []
-    for i, (key, text, s, e, ws) in enumerate(timed(D.RTTM, 5)):
+    for i, (key, _text, s, e, ws) in enumerate(timed(D.RTTM, 5)):
         words += [{"word": w, "start": a, "end": b, "score": round(rng.uniform(0.7, 0.99), 3)} for w, a, b in ws]
         on, off = s - rng.uniform(0.05, 0.3), e + rng.uniform(0.05, 0.3)
         if i == 10 and len(ws) > 8:  # a long turn the diariser split in two, with a gap in between
@@ -146,17 +156,21 @@ def otter():
 
 def chat():
     code = {"T": "THE", "C": "CLI"}
-    out = ["@UTF8", "@Begin", "@Languages:\teng",
-           "@Participants:\tTHE Dana_Kim Therapist, CLI Robin Client",
-           "@ID:\teng|alliance_examples|THE|||||Therapist|||",
-           "@ID:\teng|alliance_examples|CLI|||||Client|||",
-           "@Media:\tsession, audio",
-           "@Comment:\tinvented example session for alliance-nlp, not from any corpus"]
+    out = [
+        "@UTF8",
+        "@Begin",
+        "@Languages:\teng",
+        "@Participants:\tTHE Dana_Kim Therapist, CLI Robin Client",
+        "@ID:\teng|alliance_examples|THE|||||Therapist|||",
+        "@ID:\teng|alliance_examples|CLI|||||Client|||",
+        "@Media:\tsession, audio",
+        "@Comment:\tinvented example session for alliance-nlp, not from any corpus",
+    ]
     for i, (key, text, s, e, _) in enumerate(timed(D.CHAT, 7)):
         body = text
         if i == 14:  # a long main tier wrapped onto a continuation line
             cut = body.index(" and we")
-            body = body[:cut] + "\n\t" + body[cut + 1:]
+            body = body[:cut] + "\n\t" + body[cut + 1 :]
         out.append(f"*{code[key]}:\t{body} \x15{round(s * 1000)}_{round(e * 1000)}\x15")
         if i == 21:
             out.append("%com:\tclient laughs, visibly relieved")
@@ -171,9 +185,20 @@ def convokit():
     out, prev = [], None
     for i, (key, text, s, _, _) in enumerate(timed(D.CONVOKIT, 8)):
         uid = f"cs14_u{i:03d}"
-        out.append(json.dumps({"id": uid, "conversation_id": "cs14", "speaker": ids[key], "text": text,
-                               "reply_to": prev, "timestamp": round(epoch + s, 2),
-                               "meta": {"role": roles[key], "turn_index": i}, "vectors": []}))
+        out.append(
+            json.dumps(
+                {
+                    "id": uid,
+                    "conversation_id": "cs14",
+                    "speaker": ids[key],
+                    "text": text,
+                    "reply_to": prev,
+                    "timestamp": round(epoch + s, 2),
+                    "meta": {"role": roles[key], "turn_index": i},
+                    "vectors": [],
+                }
+            )
+        )
         prev = uid
     write("session_convokit/utterances.jsonl", "\n".join(out) + "\n")
     # (a full ConvoKit corpus also has speakers.json / conversations.json; left out here so that
