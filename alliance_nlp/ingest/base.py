@@ -218,7 +218,7 @@ def session_from_records(
     s.ensure_speakers()  # once, in order of first appearance
     for spk, role in roles:  # a later stated role wins, as when they were set record by record
         sp = s.speakers[spk]
-        sp.role, sp.role_confidence, sp.role_method = role, 1.0, "label"
+        sp.role, sp.role_confidence, sp.role_method = role, 1.0, "label"  # type: ignore[assignment]
     s.unlabelled = all(t.speaker == "UNKNOWN" for t in s.turns)
     return s
 

@@ -59,7 +59,7 @@ def clean_chat(text: str) -> str:
 
 
 def sniff_cha(path: Path, head: str | None) -> bool:
-    return bool(head) and ("@Begin" in head[:2000] or "@Participants" in head[:4000])
+    return head is not None and ("@Begin" in head[:2000] or "@Participants" in head[:4000])
 
 
 @register_reader("cha", extensions=(".cha",), sniff=sniff_cha, description="CHAT (.cha, TalkBank)")

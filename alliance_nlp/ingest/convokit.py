@@ -175,7 +175,7 @@ def read_convokit(
                 role=role,
             )
         )
-    meta = {"conversation_id": convs[0] if len(convs) == 1 else conversation}
+    meta: dict[str, object] = {"conversation_id": convs[0] if len(convs) == 1 else conversation}
     if origin:
         meta["timestamp_origin"] = origin
     sid = session_id or (

@@ -147,9 +147,9 @@ def read_delimited(
     taken: set[int] = set()
     col: dict[str, int | None] = {}
     for key in ("text", "speaker", "start", "end", "role"):
-        col[key] = find(key, taken)
-        if col[key] is not None:
-            taken.add(col[key])
+        col[key] = found = find(key, taken)
+        if found is not None:
+            taken.add(found)
     if col["text"] is None:
         raise InputError(
             path,

@@ -65,7 +65,7 @@ def parse_rttm(
     max_line_chars: int | None = MAX_LINE_CHARS,
     max_records: int | None = MAX_RECORDS,
 ) -> list[Segment]:
-    segs = []
+    segs: list[Segment] = []
     file_ids: list[tuple[int, str]] = []
     lines = load_text(path, max_bytes).splitlines()
     check_lines(path, lines, max_line_chars)
@@ -294,12 +294,12 @@ def read_rttm(
     wl = load_words(wpath, max_bytes=max_bytes, max_depth=max_depth, max_records=max_records)
     if not wl:
         raise InputError(wpath, "no words in the words file")
-    idx = assign(wl, segs)
+    idx: list[int | None] = list(assign(wl, segs))
     last = None
-    for k in range(len(idx)):  # untimed words follow the previous word
-        if idx[k] is None:
-            idx[k] = last
-        last = idx[k]
+    for i in range(len(idx)):  # untimed words follow the previous word
+        if idx[i] is None:
+            idx[i] = last
+        last = idx[i]
     records: list[Record] = []
     for w, k in zip(wl, idx):
         if not w.text:

@@ -117,7 +117,7 @@ def _check_vtt_times(path: Path, text: str) -> None:
 
 
 def sniff_vtt(path: Path, head: str | None) -> bool:
-    return bool(head) and head.lstrip("\ufeff").startswith("WEBVTT")
+    return head is not None and head.lstrip("\ufeff").startswith("WEBVTT")
 
 
 @register_reader(

@@ -77,7 +77,7 @@ _DECOR_RE = re.compile(r"^\s*(?:#.*|[-=_*~]{3,}.*|\[[^\]]*\]|\([^)]*\))\s*$")
 
 def _header_block(lines: list[tuple[int, str]]) -> int:
     """Number of leading lines that form a "Key: value" header block (0 if none)."""
-    block = []
+    block: list[int] = []
     for i, (_, ln) in enumerate(lines):
         if not ln.strip():
             if block:
