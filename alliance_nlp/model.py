@@ -15,6 +15,7 @@ head) and config.json (base model id and SHA-256, labels, calibration, training 
 weights. The adapter is merged into the base weights at load with plain torch, so using a model needs
 no peft (training does).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,24 +28,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .artifact import (  # noqa: F401  (re-exported: training and evaluation import them from here)
+    ARTIFACT_FORMAT,
+    ARTIFACT_VERSION,
+    N_ROLES,
+    NEUTRAL_ROLE,
+    ROLE_IDS,
+    ROLE_PREFIX,
+    read_config,
+    role_id,
+    with_role,
+)
 from .errors import ModelError
 from .labels import LABELS
-
-ARTIFACT_FORMAT = "alliance-nlp/marker-classifier"
-ARTIFACT_VERSION = 1
-ROLE_IDS = {"therapist": 0, "client": 1}
-NEUTRAL_ROLE = 2
-N_ROLES = 3
-ROLE_PREFIX = {"therapist": "therapist: ", "client": "client: "}
-
-
-def role_id(role: str | None) -> int:
-    return ROLE_IDS.get(role or "", NEUTRAL_ROLE)
-
-
-def with_role(text: str, role: str | None) -> str:
-    """The encoder input: the utterance prefixed by its speaker role (no prefix when unknown)."""
-    return ROLE_PREFIX.get(role or "", "") + text
 
 
 # ---- model ------------------------------------------------------------------------------------
@@ -77,15 +73,25 @@ class ContextLayer(nn.Module):
     session give the same result for an utterance whose window lies inside the chunk.
     """
 
-    def __init__(self, in_dim: int, dim: int = 256, layers: int = 1, heads: int = 4, ffn: int = 512,
-                 window: int = 8, lookahead: int = 0, dropout: float = 0.1, n_labels: int = len(LABELS),
-                 n_roles: int = N_ROLES):
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int = 256,
+        layers: int = 1,
+        heads: int = 4,
+        ffn: int = 512,
+        window: int = 8,
+        lookahead: int = 0,
+        dropout: float = 0.1,
+        n_labels: int = len(LABELS),
+        n_roles: int = N_ROLES,
+    ):
         super().__init__()
         self.window, self.lookahead, self.heads = window, lookahead, heads
         # the encoder's mean-pooled vectors have a small, model-dependent scale: normalise them first
         self.inp = nn.Sequential(nn.LayerNorm(in_dim), nn.Dropout(dropout), nn.Linear(in_dim, dim))
         self.role = nn.Embedding(n_roles, dim)
-        nn.init.normal_(self.role.weight, std=0.02)   # not N(0, 1), which would drown the utterance
+        nn.init.normal_(self.role.weight, std=0.02)  # not N(0, 1), which would drown the utterance
         self.rel = nn.Parameter(torch.zeros(layers, heads, window + lookahead + 1))
         self.blocks = nn.ModuleList(Block(dim, heads, ffn, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
@@ -93,11 +99,11 @@ class ContextLayer(nn.Module):
 
     def attention_bias(self, T: int, pad: torch.Tensor | None, layer: int, device: Any) -> torch.Tensor:
         i = torch.arange(T, device=device)
-        d = i[:, None] - i[None, :]                       # query - key: > 0 means the key is earlier
+        d = i[:, None] - i[None, :]  # query - key: > 0 means the key is earlier
         allowed = (d <= self.window) & (d >= -self.lookahead)
         idx = (d + self.lookahead).clamp(0, self.window + self.lookahead)
-        bias = self.rel[layer][:, idx].masked_fill(~allowed, float("-inf")).unsqueeze(0)   # (1, H, T, T)
-        if pad is not None:                                # padded keys are never attended (self always is)
+        bias = self.rel[layer][:, idx].masked_fill(~allowed, float("-inf")).unsqueeze(0)  # (1, H, T, T)
+        if pad is not None:  # padded keys are never attended (self always is)
             eye = torch.eye(T, dtype=torch.bool, device=device)
             bias = bias.masked_fill(pad[:, None, None, :] & ~eye, float("-inf"))
         return bias
@@ -111,14 +117,17 @@ class ContextLayer(nn.Module):
         return self.head(self.norm(h))
 
 
-def tokenize_utterances(tokenizer: Any, texts: Sequence[str], roles: Sequence[str | None], max_length: int
-                        ) -> list[list[int]]:
-    return tokenizer([with_role(t, r) for t, r in zip(texts, roles)], truncation=True,
-                     max_length=max_length)["input_ids"]
+def tokenize_utterances(
+    tokenizer: Any, texts: Sequence[str], roles: Sequence[str | None], max_length: int
+) -> list[list[int]]:
+    return tokenizer([with_role(t, r) for t, r in zip(texts, roles)], truncation=True, max_length=max_length)[
+        "input_ids"
+    ]
 
 
-def pad_sequences(vectors: list[torch.Tensor], roles: list[list[int]], device: Any
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_sequences(
+    vectors: list[torch.Tensor], roles: list[list[int]], device: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stack per-session (T_i, D) tensors into (B, T, D) with role ids and a padding mask."""
     T = max(v.shape[0] for v in vectors)
     B, D = len(vectors), vectors[0].shape[1]
@@ -126,37 +135,13 @@ def pad_sequences(vectors: list[torch.Tensor], roles: list[list[int]], device: A
     r = torch.full((B, T), NEUTRAL_ROLE, dtype=torch.long, device=device)
     pad = torch.ones(B, T, dtype=torch.bool, device=device)
     for b, (v, rr) in enumerate(zip(vectors, roles)):
-        x[b, :len(rr)] = v
-        r[b, :len(rr)] = torch.tensor(rr, dtype=torch.long, device=device)
-        pad[b, :len(rr)] = False
+        x[b, : len(rr)] = v
+        r[b, : len(rr)] = torch.tensor(rr, dtype=torch.long, device=device)
+        pad[b, : len(rr)] = False
     return x, r, pad
 
 
-
-# ---- artifact ---------------------------------------------------------------------------------
-def read_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The model folder's config.json, checked; a ModelError naming the file otherwise."""
-    path = Path(path)
-    f = path / "config.json"
-    if not f.is_file():
-        raise ModelError(f"{path}: no alliance-marker classifier here (config.json missing); pass a model "
-                         "folder written by `python -m training.train_classifier`")
-    try:
-        cfg = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{f}: unreadable model config ({exc})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != ARTIFACT_FORMAT:
-        raise ModelError(f"{f}: not an alliance-marker classifier config")
-    if cfg.get("format_version") != ARTIFACT_VERSION:
-        raise ModelError(f"{f}: unsupported format_version {cfg.get('format_version')!r}")
-    if tuple(cfg.get("labels", ())) != LABELS:
-        raise ModelError(f"{f}: label order {cfg.get('labels')} differs from {list(LABELS)}")
-    for key in ("base_model", "calibration", "context", "max_length"):
-        if key not in cfg:
-            raise ModelError(f"{f}: missing field {key!r}")
-    return cfg
-
-
+# ---- artifact (read_config is in alliance_nlp.artifact) --------------------------------------
 def merge_lora(model: nn.Module, adapter_dir: str | os.PathLike) -> int:
     """Add a LoRA adapter (peft's saved layout) into `model`'s weights: W += (alpha / r) * B @ A.
 
@@ -169,10 +154,9 @@ def merge_lora(model: nn.Module, adapter_dir: str | os.PathLike) -> int:
     try:
         acfg = json.loads(cfg_file.read_text(encoding="utf-8"))
         tensors = load_file(str(weights))
-    except Exception as exc:   # safetensors raises its own error type for damaged files
+    except Exception as exc:  # safetensors raises its own error type for damaged files
         raise ModelError(f"{adapter_dir}: unreadable LoRA adapter ({str(exc).splitlines()[0]})") from None
-    if acfg.get("peft_type") != "LORA" or acfg.get("use_dora") or acfg.get("use_rslora") or \
-            acfg.get("fan_in_fan_out"):
+    if acfg.get("peft_type") != "LORA" or acfg.get("use_dora") or acfg.get("use_rslora") or acfg.get("fan_in_fan_out"):
         raise ModelError(f"{cfg_file}: only plain LoRA adapters are supported")
     scaling = float(acfg["lora_alpha"]) / float(acfg["r"])
     modules = dict(model.named_modules())
@@ -200,6 +184,6 @@ def load_context(path: str | os.PathLike, hidden_size: int, context_cfg: dict[st
     ctx = ContextLayer(hidden_size, **context_cfg)
     try:
         ctx.load_state_dict(load_file(str(f)))
-    except Exception as exc:   # safetensors raises its own error type for damaged files
+    except Exception as exc:  # safetensors raises its own error type for damaged files
         raise ModelError(f"{f}: unreadable or mismatched context layer ({str(exc).splitlines()[0]})") from None
     return ctx

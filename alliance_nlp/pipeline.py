@@ -11,6 +11,7 @@ whose requirements no earlier component assigns fails at once (`PipelineError`).
     for session in pipe.pipe(sessions, batch_size=8):   # shared classifier batches
         ...
 """
+
 from __future__ import annotations
 
 import itertools
@@ -36,7 +37,7 @@ CAPABILITIES: dict[str, Callable[[Session], bool]] = {
     "markers": lambda s: all(len(u.probabilities) == len(LABELS) for u in s.utterances),
     "estimates": lambda s: bool(s.results),
 }
-INGESTED = frozenset({"turns"})   # what a freshly read transcript provides
+INGESTED = frozenset({"turns"})  # what a freshly read transcript provides
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ class ComponentSpec:
 REGISTRY: dict[str, ComponentSpec] = {}
 
 
-def register(name: str, *, requires: Sequence[str] = (), assigns: Sequence[str] = (),
-             description: str = "") -> Callable[[Callable[..., Component]], Callable[..., Component]]:
+def register(
+    name: str, *, requires: Sequence[str] = (), assigns: Sequence[str] = (), description: str = ""
+) -> Callable[[Callable[..., Component]], Callable[..., Component]]:
     """Decorator registering a component factory under `name` with its contract."""
     unknown = (set(requires) | set(assigns)) - set(CAPABILITIES)
     if unknown:
@@ -61,34 +63,55 @@ def register(name: str, *, requires: Sequence[str] = (), assigns: Sequence[str] 
     def deco(factory: Callable[..., Component]) -> Callable[..., Component]:
         REGISTRY[name] = ComponentSpec(name, factory, tuple(requires), tuple(assigns), description)
         return factory
+
     return deco
 
 
-@register("diarize", requires=("turns",), assigns=("roles",),
-          description="speaker turns for unlabelled text, merged turns, therapist/client roles")
+@register(
+    "diarize",
+    requires=("turns",),
+    assigns=("roles",),
+    description="speaker turns for unlabelled text, merged turns, therapist/client roles",
+)
 def _diarize(**cfg: Any) -> Component:
     from .diarize import Diarizer
+
     return Diarizer(**cfg)
 
 
-@register("segment", requires=("turns",), assigns=("units",),
-          description="the classifier's units: records, long ones cut at sentence boundaries")
+@register(
+    "segment",
+    requires=("turns",),
+    assigns=("units",),
+    description="the classifier's units: records, long ones cut at sentence boundaries",
+)
 def _segment(**cfg: Any) -> Component:
     from .segment import Segmenter
+
     return Segmenter(**cfg)
 
 
-@register("classify", requires=("roles", "units"), assigns=("markers",),
-          description="marker probabilities and markers for every utterance")
+@register(
+    "classify",
+    requires=("roles", "units"),
+    assigns=("markers",),
+    description="marker probabilities and markers for every utterance",
+)
 def _classify(**cfg: Any) -> Component:
     from .classify import MarkerClassifier
+
     return MarkerClassifier.load(**cfg)
 
 
-@register("aggregate", requires=("markers",), assigns=("estimates",),
-          description="Goal/Task/Bond/Total with intervals, rupture-repair episodes, trajectory")
+@register(
+    "aggregate",
+    requires=("markers",),
+    assigns=("estimates",),
+    description="Goal/Task/Bond/Total with intervals, rupture-repair episodes, trajectory",
+)
 def _aggregate(**cfg: Any) -> Component:
     from .aggregate import Aggregator
+
     return Aggregator.load(**cfg)
 
 
@@ -105,8 +128,10 @@ def check_contracts(names: Sequence[str], provided: Iterable[str] = INGESTED) ->
         missing = [r for r in spec.requires if r not in have]
         if missing:
             givers = sorted({s.name for s in REGISTRY.values() if set(missing) & set(s.assigns)})
-            raise PipelineError(f"component {name!r} requires {', '.join(missing)}, which no earlier component "
-                                f"assigns" + (f" (add {' or '.join(map(repr, givers))} before it)" if givers else ""))
+            raise PipelineError(
+                f"component {name!r} requires {', '.join(missing)}, which no earlier component "
+                f"assigns" + (f" (add {' or '.join(map(repr, givers))} before it)" if givers else "")
+            )
         have |= set(spec.assigns)
 
 
@@ -123,8 +148,12 @@ class Pipeline:
         check_contracts([n for n, _ in self.steps], provided)
 
     @classmethod
-    def from_names(cls, names: Iterable[str] = DEFAULT_STEPS, config: dict[str, dict[str, Any]] | None = None,
-                   provided: Iterable[str] = INGESTED) -> Pipeline:
+    def from_names(
+        cls,
+        names: Iterable[str] = DEFAULT_STEPS,
+        config: dict[str, dict[str, Any]] | None = None,
+        provided: Iterable[str] = INGESTED,
+    ) -> Pipeline:
         """Build from registered names; `config[name]` holds keyword options of that component.
         Contracts are checked before any component (and so any model) is loaded."""
         names, config, provided = list(names), config or {}, set(provided)
@@ -150,8 +179,9 @@ class Pipeline:
             log.info("%s: %s in %.2fs", session.id, name, time.perf_counter() - t)
         return session
 
-    def pipe(self, sessions: Iterable[Session], batch_size: int = 8,
-             on_error: ErrorHandler | None = None) -> Iterator[Session]:
+    def pipe(
+        self, sessions: Iterable[Session], batch_size: int = 8, on_error: ErrorHandler | None = None
+    ) -> Iterator[Session]:
         """Process a stream in batches of `batch_size` sessions, each component over the whole batch
         (components with a `pipe` method, such as the classifier, share work across the batch).
 

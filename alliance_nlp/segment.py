@@ -12,6 +12,7 @@ span split in proportion to characters.
 Evaluation maps predictions on pieces back to the coded record (max probability over its pieces), so
 the published figures are on the units users get (evaluation/eval_classifier.py).
 """
+
 from __future__ import annotations
 
 from .sentences import sentence_spans, sentencizer, split_utterance
@@ -38,7 +39,15 @@ class Segmenter:
         if max_chars < 1:
             raise ValueError("max_chars must be >= 1")
         self.max_chars = int(max_chars)
-        self.nlp = sentencizer()  # built once, here, not per call
+        self._nlp = None
+
+    @property
+    def nlp(self):
+        """The spaCy sentencizer, built on first use: most records are short and never need it, and
+        importing spaCy costs seconds."""
+        if self._nlp is None:
+            self._nlp = sentencizer()
+        return self._nlp
 
     def split_turn(self, turn: Turn) -> int:
         """Split the turn's long utterances in place; returns how many were split."""
@@ -60,6 +69,10 @@ class Segmenter:
 
     def __call__(self, session: Session) -> Session:
         split = sum(self.split_turn(t) for t in session.turns)
-        session.provenance["segment"] = {"unit": "record", "max_chars": self.max_chars, "records_split": split,
-                                         "splitter": "spacy-blank-en-sentencizer"}
+        session.provenance["segment"] = {
+            "unit": "record",
+            "max_chars": self.max_chars,
+            "records_split": split,
+            "splitter": "spacy-blank-en-sentencizer",
+        }
         return session

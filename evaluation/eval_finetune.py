@@ -27,6 +27,7 @@ For each scenario:
 
 Writes evaluation/results/finetune.json (ids, counts and figures only; no text).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,11 +65,12 @@ SCENARIOS = {
 }
 
 
-def pick_sessions(rows: list[dict], split: str | tuple[str, ...], n: int, seed: int,
-                  corpora: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
+def pick_sessions(
+    rows: list[dict], split: str | tuple[str, ...], n: int, seed: int, corpora: tuple[str, ...] | None = None
+) -> list[tuple[str, str]]:
     """n (corpus, session) keys of the split(s), one per group, corpora in proportion to their sessions."""
     splits = (split,) if isinstance(split, str) else split
-    by_corpus: dict[str, dict[str, str]] = defaultdict(dict)   # corpus -> group -> session
+    by_corpus: dict[str, dict[str, str]] = defaultdict(dict)  # corpus -> group -> session
     for r in sorted(rows, key=lambda r: (r["corpus"], r["session"])):
         if r["split"] in splits and (corpora is None or r["corpus"] in corpora):
             by_corpus[r["corpus"]].setdefault(r["group"], r["session"])
@@ -85,7 +87,7 @@ def pick_sessions(rows: list[dict], split: str | tuple[str, ...], n: int, seed: 
 
 def scenario_sessions(name: str, rows: list[dict], n: int, seed: int) -> list[tuple[str, str]]:
     if name == "mi-practice":
-        return pick_sessions(rows, ("validation", "test"), 10 ** 6, seed, corpora=("annomi",))
+        return pick_sessions(rows, ("validation", "test"), 10**6, seed, corpora=("annomi",))
     if name == "same-mix":
         return pick_sessions(rows, "test", n, seed)
     if name == "train-split":
@@ -93,8 +95,9 @@ def scenario_sessions(name: str, rows: list[dict], n: int, seed: int) -> list[tu
     raise ValueError(f"unknown scenario {name!r}")
 
 
-def make_results(rows: list[dict], keys: list[tuple[str, str]], folder: Path, corpus_dir: str | None,
-                 batch_size: int) -> dict:
+def make_results(
+    rows: list[dict], keys: list[tuple[str, str]], folder: Path, corpus_dir: str | None, batch_size: int
+) -> dict:
     """Analyse the sessions into `folder` (one subfolder each) and write their corrections; returns counts."""
     labels = {(r["corpus"], r["session"], r["utterance"]): r for r in rows}
     corpora = {c: read_corpus(c, corpus_dir) for c in sorted({c for c, _ in keys})}
@@ -117,13 +120,22 @@ def make_results(rows: list[dict], keys: list[tuple[str, str]], folder: Path, co
                 continue
             n_split += seen[u.source] > 1
             labs = [lab for lab, v in zip(LABEL_ORDER, r["labels"]) if v]
-            store.append(make_record(session=session.id, utterance=i, labels=labs, reviewer=REVIEWER,
-                                     speaker=session.role_of(u.speaker), model=model, model_labels=u.markers,
-                                     source=u.source, source_file=None,
-                                     session_file=f"{sub.name}/session.json"))
+            store.append(
+                make_record(
+                    session=session.id,
+                    utterance=i,
+                    labels=labs,
+                    reviewer=REVIEWER,
+                    speaker=session.role_of(u.speaker),
+                    model=model,
+                    model_labels=u.markers,
+                    source=u.source,
+                    source_file=None,
+                    session_file=f"{sub.name}/session.json",
+                )
+            )
             n_corr += 1
-    return {"sessions": len(todo), "utterances": n_utt, "corrections": n_corr,
-            "utterances_from_split_records": n_split}
+    return {"sessions": len(todo), "utterances": n_utt, "corrections": n_corr, "utterances_from_split_records": n_split}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -132,10 +144,14 @@ def summarise(runs: list[dict]) -> dict:
         b = [r["before"][k] for r in runs if r["before"][k] is not None and r["after"][k] is not None]
         a = [r["after"][k] for r in runs if r["before"][k] is not None and r["after"][k] is not None]
         d = [y - x for x, y in zip(b, a)]
-        out[k] = {"before_mean": statistics.fmean(b) if b else None, "after_mean": statistics.fmean(a) if a else None,
-                  "difference_mean": statistics.fmean(d) if d else None,
-                  "difference_sd": statistics.stdev(d) if len(d) > 1 else None,
-                  "runs_improved": sum(x > 0 for x in d), "runs": len(d)}
+        out[k] = {
+            "before_mean": statistics.fmean(b) if b else None,
+            "after_mean": statistics.fmean(a) if a else None,
+            "difference_mean": statistics.fmean(d) if d else None,
+            "difference_sd": statistics.stdev(d) if len(d) > 1 else None,
+            "runs_improved": sum(x > 0 for x in d),
+            "runs": len(d),
+        }
     return out
 
 
@@ -149,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--corpus-dir")
-    ap.add_argument("--keep", help="keep the analysed sessions, corrections and models in this folder "
-                                   "(they hold corpus text: keep it outside the repository)")
+    ap.add_argument(
+        "--keep",
+        help="keep the analysed sessions, corrections and models in this folder "
+        "(they hold corpus text: keep it outside the repository)",
+    )
     ap.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "finetune.json"))
     args = ap.parse_args(argv)
 
@@ -166,13 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m evaluation.eval_finetune " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "base_model": clf.config.get("name"), "release": release.name,
+        "base_model": clf.config.get("name"),
+        "release": release.name,
         "method": (
             "Corrections made from the annotation release's labels of whole corpus sessions analysed by the "
             "product; `alliance_nlp.finetune.finetune` run once per seed, each holding out other whole sessions "
             f"(holdout {args.holdout} of the corrected utterances); figures are finetune's own before/after on its "
             "held-out corrections (base model vs fine-tuned, each at its own thresholds). Difference intervals "
-            "per run: bootstrap over that run's held-out sessions."),
+            "per run: bootstrap over that run's held-out sessions."
+        ),
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "keep", "corpus_dir")},
         "scenarios": {},
     }
@@ -188,37 +209,62 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for k in range(args.repeats):
                 cfg = FinetuneConfig(holdout=args.holdout, seed=args.seed + k, threads=args.threads)
-                rep = finetune([work / "results" / CORRECTIONS_FILE], work / f"model-{k}", config=cfg,
-                               classifier=clf, force=True, vector_cache=cache,
-                               log=lambda m: print(f"  {m}", file=sys.stderr))
+                rep = finetune(
+                    [work / "results" / CORRECTIONS_FILE],
+                    work / f"model-{k}",
+                    config=cfg,
+                    classifier=clf,
+                    force=True,
+                    vector_cache=cache,
+                    log=lambda m: print(f"  {m}", file=sys.stderr),
+                )
                 h = rep["figures"]["held_out"]
-                runs.append({
-                    "seed": cfg.seed, "train_sessions": len(rep["split"]["train"]["sessions"]),
-                    "held_out_sessions": rep["split"]["held_out"]["sessions"],
-                    "held_out_utterances": h["utterances"],
-                    "before": {f: h["before"][f] for f in FIGURES}, "after": {f: h["after"][f] for f in FIGURES},
-                    "difference_ci95": {f: h["difference"][f]["ci95"] for f in FIGURES},
-                    "per_label_f1": {lab: [h["before"]["labels"][lab]["f1"], h["after"]["labels"][lab]["f1"]]
-                                     for lab in LABEL_ORDER},
-                    "held_out_positives": {lab: h["before"]["labels"][lab]["positives"] for lab in LABEL_ORDER},
-                    "head_pull": (rep["prior_choice"] or {}).get("labels"),
-                    "calibration_fit": rep["calibration_fit"], "seconds": rep["seconds"],
-                })
+                runs.append(
+                    {
+                        "seed": cfg.seed,
+                        "train_sessions": len(rep["split"]["train"]["sessions"]),
+                        "held_out_sessions": rep["split"]["held_out"]["sessions"],
+                        "held_out_utterances": h["utterances"],
+                        "before": {f: h["before"][f] for f in FIGURES},
+                        "after": {f: h["after"][f] for f in FIGURES},
+                        "difference_ci95": {f: h["difference"][f]["ci95"] for f in FIGURES},
+                        "per_label_f1": {
+                            lab: [h["before"]["labels"][lab]["f1"], h["after"]["labels"][lab]["f1"]]
+                            for lab in LABEL_ORDER
+                        },
+                        "held_out_positives": {lab: h["before"]["labels"][lab]["positives"] for lab in LABEL_ORDER},
+                        "head_pull": (rep["prior_choice"] or {}).get("labels"),
+                        "calibration_fit": rep["calibration_fit"],
+                        "seconds": rep["seconds"],
+                    }
+                )
                 b, a = h["before"], h["after"]
-                print(f"  seed {cfg.seed}: macro-F1 {b['macro_f1']:.3f} -> {a['macro_f1']:.3f}; micro-F1 "
-                      f"{b['micro_f1']:.3f} -> {a['micro_f1']:.3f} ({rep['seconds']:.0f} s)", file=sys.stderr)
+                print(
+                    f"  seed {cfg.seed}: macro-F1 {b['macro_f1']:.3f} -> {a['macro_f1']:.3f}; micro-F1 "
+                    f"{b['micro_f1']:.3f} -> {a['micro_f1']:.3f} ({rep['seconds']:.0f} s)",
+                    file=sys.stderr,
+                )
             result["scenarios"][scenario] = {
-                "what": SCENARIOS[scenario], "sessions": [f"{c}:{s}" for c, s in keys], "data": data,
+                "what": SCENARIOS[scenario],
+                "sessions": [f"{c}:{s}" for c, s in keys],
+                "data": data,
                 "corrections_per_label": rep["corrections"]["label_positives"],
-                "summary": summarise(runs), "runs": runs,
+                "summary": summarise(runs),
+                "runs": runs,
             }
     result["seconds"] = round(time.time() - t0, 1)
     write_json_atomic(args.out, result)
     for scenario, r in result["scenarios"].items():
         s = r["summary"]
-        print(f"{scenario}: " + "; ".join(
-            f"{k} {s[k]['before_mean']:.3f} -> {s[k]['after_mean']:.3f} ({s[k]['runs_improved']}/{s[k]['runs']} runs "
-            "better)" for k in FIGURES if s[k]["before_mean"] is not None))
+        print(
+            f"{scenario}: "
+            + "; ".join(
+                f"{k} {s[k]['before_mean']:.3f} -> {s[k]['after_mean']:.3f} ({s[k]['runs_improved']}/{s[k]['runs']} runs "
+                "better)"
+                for k in FIGURES
+                if s[k]["before_mean"] is not None
+            )
+        )
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

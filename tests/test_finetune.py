@@ -2,6 +2,7 @@
 reads; held-out sessions stay apart; the card reports before/after; plain torch only (no peft, nothing from
 training/). The base model is loaded once for the module; the shipped examples are tagged by a keyword stub
 (the fine-tuning itself uses the real encoder and context layer), and the corrections are synthetic."""
+
 from __future__ import annotations
 
 import hashlib
@@ -71,8 +72,17 @@ def results(tmp_path_factory):
         write_outputs(s, out / s.id)
         for i, u in enumerate(s.utterances):
             labs = keyword_labels(u.text)
-            store.append(make_record(session=s.id, utterance=i, labels=labs, reviewer="alice", source=u.source,
-                                     speaker=s.role_of(u.speaker), session_file=f"{s.id}/session.json"))
+            store.append(
+                make_record(
+                    session=s.id,
+                    utterance=i,
+                    labels=labs,
+                    reviewer="alice",
+                    source=u.source,
+                    speaker=s.role_of(u.speaker),
+                    session_file=f"{s.id}/session.json",
+                )
+            )
             if i % 5 == 0:
                 store.append(make_record(session=s.id, utterance=i, labels=labs[:1], reviewer="bob", source=u.source))
     return out
@@ -82,14 +92,15 @@ def results(tmp_path_factory):
 def tuned(clf, results, tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tuned"
     said: list[str] = []
-    report = finetune([results / CORRECTIONS_FILE], out, classifier=clf, config=FAST, name="test-tuned",
-                      log=said.append)
+    report = finetune(
+        [results / CORRECTIONS_FILE], out, classifier=clf, config=FAST, name="test-tuned", log=said.append
+    )
     return out, report, said
 
 
 def test_finetune_writes_a_model_folder_that_loads(clf, tuned, results):
     out, report, said = tuned
-    cfg = read_config(out)                    # what analyze --model checks
+    cfg = read_config(out)  # what analyze --model checks
     assert cfg["name"] == "test-tuned" and cfg["labels"] == list(LABELS)
     assert cfg["base_model"] == clf.config["base_model"] and cfg["context"] == clf.config["context"]
     cal = cfg["calibration"]
@@ -99,7 +110,10 @@ def test_finetune_writes_a_model_folder_that_loads(clf, tuned, results):
     # the adapter is the base model's, byte for byte; the context layer is new and loads
     for f in (clf.path / "adapter").iterdir():
         if f.name != "README.md":
-            assert hashlib.sha256(f.read_bytes()).digest() == hashlib.sha256((out / "adapter" / f.name).read_bytes()).digest()
+            assert (
+                hashlib.sha256(f.read_bytes()).digest()
+                == hashlib.sha256((out / "adapter" / f.name).read_bytes()).digest()
+            )
     ctx = load_context(out, 384, cfg["context"])
     from alliance_nlp.classify import MarkerClassifier
 
@@ -117,8 +131,12 @@ def test_held_out_sessions_are_apart_and_figures_reported(tuned):
     out, report, _ = tuned
     sp = report["split"]
     assert sp["held_out"]["sessions"] and not set(sp["held_out"]["sessions"]) & set(sp["train"]["sessions"])
-    assert set(sp["held_out"]["sessions"]) | set(sp["train"]["sessions"]) == {"session_cbt", "session_zoom",
-                                                                             "session_otter", "session_export"}
+    assert set(sp["held_out"]["sessions"]) | set(sp["train"]["sessions"]) == {
+        "session_cbt",
+        "session_zoom",
+        "session_otter",
+        "session_export",
+    }
     h = report["figures"]["held_out"]
     assert h["utterances"] == sp["held_out"]["utterances"] > 0
     for side in ("before", "after"):
@@ -127,11 +145,11 @@ def test_held_out_sessions_are_apart_and_figures_reported(tuned):
     assert h["difference"]["micro_f1"]["difference"] == pytest.approx(h["after"]["micro_f1"] - h["before"]["micro_f1"])
     c = report["corrections"]
     assert c["reviewers"] == ["alice", "bob"] and c["files"][0]["name"] == CORRECTIONS_FILE
-    assert c["used"] > 0 and c["files"][0]["lines"] > c["used"]   # bob's lines repeat utterances alice did
+    assert c["used"] > 0 and c["files"][0]["lines"] > c["used"]  # bob's lines repeat utterances alice did
     assert report["base_model"]["name"] == "alliance-markers-v1" and report["base_model"]["fingerprint"]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["finetune"]["figures"] == json.loads(json.dumps(report["figures"]))
-    assert cfg["training"]["data"]["release"]       # what the base model was trained on is still recorded
+    assert cfg["training"]["data"]["release"]  # what the base model was trained on is still recorded
 
 
 def test_the_card_says_what_it_was_tuned_on_and_the_figures(tuned):
@@ -163,7 +181,10 @@ def test_the_context_scope_trains_the_context_layer(clf, results, tmp_path):
     rep = finetune([results / CORRECTIONS_FILE], tmp_path / "ctx", classifier=clf, config=cfg)
     from safetensors.torch import load_file
 
-    new, old = load_file(str(tmp_path / "ctx" / "context.safetensors")), load_file(str(clf.path / "context.safetensors"))
+    new, old = (
+        load_file(str(tmp_path / "ctx" / "context.safetensors")),
+        load_file(str(clf.path / "context.safetensors")),
+    )
     assert set(new) == set(old)
     assert any(not np.allclose(new[k].numpy(), old[k].numpy()) for k in new if k.startswith("blocks."))
     assert "context layer and head" in rep["trained"] and "epochs" in (tmp_path / "ctx" / "README.md").read_text()
@@ -173,7 +194,7 @@ def test_calibration_refits_only_what_beats_the_base():
     rng = np.random.default_rng(0)
     n = 600
     y = (rng.random((n, 6)) < 0.15).astype(float)
-    z = rng.normal(0, 1, (n, 6)) + 3 * y          # informative logits
+    z = rng.normal(0, 1, (n, 6)) + 3 * y  # informative logits
     base = {"logit_offset": [0.0] * 6, "temperature": [1.0] * 6, "threshold": [0.5] * 6}
     folds = np.arange(n) % 4
     sessions = np.arange(n) // 20
@@ -192,8 +213,10 @@ def test_calibration_refits_only_what_beats_the_base():
 
 
 def test_helpers():
-    assert split_sessions({"a": 10, "b": 10, "c": 10, "d": 10}, 0.25, 1)[1] and \
-        len(split_sessions({"a": 10, "b": 10, "c": 10, "d": 10}, 0.25, 1)[1]) == 1
+    assert (
+        split_sessions({"a": 10, "b": 10, "c": 10, "d": 10}, 0.25, 1)[1]
+        and len(split_sessions({"a": 10, "b": 10, "c": 10, "d": 10}, 0.25, 1)[1]) == 1
+    )
     assert split_sessions({"a": 10}, 0.25, 1) == (["a"], [])
     assert split_sessions({"a": 10, "b": 5}, 0.0, 1) == (["a", "b"], [])
     assert clearly_better(np.array([1.0, 1.1, 0.9, 1.0]), np.ones(4))
@@ -223,8 +246,10 @@ def test_cli_errors_are_one_line(results, tmp_path, capsys):
 
 
 def test_finetune_needs_neither_peft_nor_training_code():
-    code = ("import sys, alliance_nlp.finetune, alliance_nlp.review.app, alliance_nlp.cli; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('peft', 'training', 'evaluation')]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, alliance_nlp.finetune, alliance_nlp.review.app, alliance_nlp.cli; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('peft', 'training', 'evaluation')]; "
+        "assert not bad, bad"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

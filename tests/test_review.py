@@ -3,6 +3,7 @@ escaping, CSP), the corrections file (appended, fsynced, latest wins, reviewers 
 reviewer agreement, the command line, and an end-to-end review in headless Chromium.
 
 One real analysis of the shipped example per module; every test works on its own copy of the results."""
+
 from __future__ import annotations
 
 import base64
@@ -78,8 +79,9 @@ def client(results, reviewer="alice", host="127.0.0.1") -> TestClient:
 
 
 def post(c: TestClient, body, sid="session_cbt", headers=None, **kw):
-    return c.post(f"/api/sessions/{quote(sid, safe='')}/corrections", json=body, headers={**AUTH, **(headers or {})},
-                  **kw)
+    return c.post(
+        f"/api/sessions/{quote(sid, safe='')}/corrections", json=body, headers={**AUTH, **(headers or {})}, **kw
+    )
 
 
 def lines(results) -> list[dict]:
@@ -91,20 +93,34 @@ def assert_json_error(r, status):
     assert r.status_code == status, (r.status_code, r.text)
     assert r.headers["content-type"].startswith("application/json")
     assert isinstance(r.json().get("error"), str) and r.json()["error"]
-    assert "Traceback" not in r.text and "File \"" not in r.text
+    assert "Traceback" not in r.text and 'File "' not in r.text
 
 
 # ---- the token --------------------------------------------------------------------------------
-ROUTES = [("GET", "/"), ("GET", "/sessions/session_cbt"), ("GET", "/api/sessions"), ("GET", CBT),
-          ("POST", CBT + "/corrections"), ("GET", "/nope"), ("GET", "/favicon.ico"), ("DELETE", CBT)]
+ROUTES = [
+    ("GET", "/"),
+    ("GET", "/sessions/session_cbt"),
+    ("GET", "/api/sessions"),
+    ("GET", CBT),
+    ("POST", CBT + "/corrections"),
+    ("GET", "/nope"),
+    ("GET", "/favicon.ico"),
+    ("DELETE", CBT),
+]
 
 
 @pytest.mark.parametrize("method,path", ROUTES)
 def test_every_request_needs_the_token(results, method, path):
     c = client(results)
     body = {"json": {"utterance": 0, "labels": []}} if method == "POST" else {}
-    for kw in ({}, {"headers": {"Authorization": "Bearer wrong"}}, {"params": {"token": "wrong"}},
-               {"headers": {"Authorization": f"Basic {TOKEN}"}}, {"cookie": "wrong"}, {"cookie": TOKEN + "x"}):
+    for kw in (
+        {},
+        {"headers": {"Authorization": "Bearer wrong"}},
+        {"params": {"token": "wrong"}},
+        {"headers": {"Authorization": f"Basic {TOKEN}"}},
+        {"cookie": "wrong"},
+        {"cookie": TOKEN + "x"},
+    ):
         c.cookies.clear()
         if "cookie" in kw:
             c.cookies.set(f"alliance_review_{PORT}", kw.pop("cookie"))
@@ -125,7 +141,7 @@ def test_token_in_the_url_sets_a_strict_httponly_cookie_and_leaves_the_address_b
     r = c.get("/sessions/session_cbt", params={"token": TOKEN, "reviewer": "bob"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/sessions/session_cbt?reviewer=bob"
     r = c.get(f"{BASE}//evil.example/x", params={"token": TOKEN}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/evil.example/x"     # no open redirect
+    assert r.status_code == 303 and r.headers["location"] == "/evil.example/x"  # no open redirect
     c.cookies.set(f"alliance_review_{PORT}", TOKEN)
     assert c.get("/").status_code == 200
     assert c.get("/api/sessions").status_code == 200
@@ -143,7 +159,7 @@ def test_each_start_has_its_own_random_token(results, monkeypatch):
     monkeypatch.setattr(app_mod, "bind", lambda host, port: (_ for _ in ()).throw(SystemExit(0)))
     with pytest.raises(SystemExit):
         app_mod.serve(results)
-    assert seen == [32]   # 32 random bytes from the secrets module, before anything else
+    assert seen == [32]  # 32 random bytes from the secrets module, before anything else
 
 
 # ---- the API ----------------------------------------------------------------------------------
@@ -188,7 +204,7 @@ def test_corrections_are_appended_fsynced_and_survive_a_restart(results, monkeyp
     assert post(c, {"utterance": 2, "labels": ["task"], "note": "on second thoughts"}).status_code == 201
     assert len(synced) >= 3
     recs = lines(results)
-    assert len(recs) == 3                       # appended, never rewritten
+    assert len(recs) == 3  # appended, never rewritten
     first = recs[0]
     assert first["session"] == "session_cbt" and first["utterance"] == 2 and first["labels"] == ["goal", "task"]
     assert first["reviewer"] == first["coder"] == "alice" and first["speaker"] == u[2]["role"]
@@ -214,7 +230,7 @@ def test_two_reviewers_are_kept_apart_and_their_disagreement_comes_first(results
     assert a["utterances"][7]["others"] == {"bob": ["bond", "repair"]} and a["utterances"][7]["disagreement"]
     assert not a["utterances"][9]["reviewed"] and b["utterances"][9]["reviewed"]
     assert a["utterances"][7]["rank"] == 0 and b["utterances"][7]["rank"] == 0
-    assert not a["utterances"][9]["disagreement"]          # one reviewer: nothing to disagree about
+    assert not a["utterances"][9]["disagreement"]  # one reviewer: nothing to disagree about
     assert a["progress"]["reviewed"] == 1 and b["progress"]["reviewed"] == 2
     # a script can act for a named reviewer
     assert alice.get(CBT, params={"reviewer": "bob"}, headers=AUTH).json()["utterances"][9]["labels"] == ["goal"]
@@ -251,22 +267,33 @@ def test_bad_writes_get_a_json_4xx_and_write_nothing(results, why, sid, body, st
 def test_bad_requests_get_a_json_4xx(results):
     c = client(results)
     big = json.dumps({"utterance": 0, "labels": [], "note": "x" * 20000})
-    assert_json_error(c.post(CBT + "/corrections", content=big, headers={**AUTH, "Content-Type": "application/json"}),
-                      413)
+    assert_json_error(
+        c.post(CBT + "/corrections", content=big, headers={**AUTH, "Content-Type": "application/json"}), 413
+    )
 
-    def chunks():   # no Content-Length: the cap applies while reading
+    def chunks():  # no Content-Length: the cap applies while reading
         yield b'{"utterance": 0, "labels": [], "note": "'
         for _ in range(40):
             yield b"x" * 1000
         yield b'"}'
-    assert_json_error(c.post(CBT + "/corrections", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}),
-                      413)
-    assert_json_error(c.post(CBT + "/corrections", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"}),
-                      400)
-    assert_json_error(c.post(CBT + "/corrections", content=b"\xff\xfe", headers={**AUTH, "Content-Type": "application/json"}),
-                      400)
-    assert_json_error(c.post(CBT + "/corrections", content=b'{"utterance": 0, "labels": []}',
-                             headers={**AUTH, "Content-Type": "text/plain"}), 415)
+
+    assert_json_error(
+        c.post(CBT + "/corrections", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}), 413
+    )
+    assert_json_error(
+        c.post(CBT + "/corrections", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"}), 400
+    )
+    assert_json_error(
+        c.post(CBT + "/corrections", content=b"\xff\xfe", headers={**AUTH, "Content-Type": "application/json"}), 400
+    )
+    assert_json_error(
+        c.post(
+            CBT + "/corrections",
+            content=b'{"utterance": 0, "labels": []}',
+            headers={**AUTH, "Content-Type": "text/plain"},
+        ),
+        415,
+    )
     assert_json_error(c.get("/api/sessions/..%2F..%2Fetc%2Fpasswd", headers=AUTH), 404)
     assert_json_error(c.get("/api/sessions/%2E%2E", headers=AUTH), 400)
     assert_json_error(c.get("/sessions/nope", headers=AUTH), 404)
@@ -281,6 +308,7 @@ def test_an_internal_error_is_a_json_500_without_a_traceback(results, monkeypatc
 
     def boom(*a, **k):
         raise RuntimeError("secret internals /home/x")
+
     monkeypatch.setattr(app_mod, "detail", boom)
     r = client(results).get(CBT, headers=AUTH)
     assert_json_error(r, 500)
@@ -307,8 +335,14 @@ def test_writes_are_csrf_safe(results):
     c.cookies.clear()
     assert c.post(url, json=body, headers=AUTH).status_code == 201
     # a CORS preflight gets no permission
-    r = c.options(url, headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
-                                "Access-Control-Request-Headers": "x-alliance-review"})
+    r = c.options(
+        url,
+        headers={
+            "Origin": "http://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-alliance-review",
+        },
+    )
     assert r.status_code in (401, 405) and "access-control-allow-origin" not in r.headers
     assert len(lines(results)) == 2
 
@@ -344,7 +378,7 @@ def test_pages_escape_transcripts_pin_their_scripts_and_load_nothing(results, pa
     r = client(results).get(path, headers=AUTH)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     text = r.text
-    for raw in ("<script>alert", "<img"):     # only ever as escaped text
+    for raw in ("<script>alert", "<img"):  # only ever as escaped text
         assert raw not in text, raw
     doc = lhtml.document_fromstring(text.encode())
     scripts = doc.xpath("//script")
@@ -356,8 +390,12 @@ def test_pages_escape_transcripts_pin_their_scripts_and_load_nothing(results, pa
     assert _sha(inline[0].text) in csp and _sha(doc.xpath("//style")[0].text) in csp
     meta = doc.xpath("//meta[@http-equiv='Content-Security-Policy']/@content")[0]
     assert "connect-src 'self'" in meta and _sha(inline[0].text) in meta
-    for h, v in (("x-frame-options", "DENY"), ("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer"),
-                 ("cache-control", "no-store")):
+    for h, v in (
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ):
         assert r.headers[h] == v
     if path != "/":
         assert HOSTILE_TEXT in doc.get_element_by_id("u-1").text_content()
@@ -370,8 +408,17 @@ def test_the_page_script_never_parses_data_as_html():
     from alliance_nlp.review.pages import static
 
     js = static("review.js")
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                 "setAttribute(\"on", "http://", "https://"):
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        'setAttribute("on',
+        "http://",
+        "https://",
+    ):
         assert sink not in js, sink
     assert "textContent" in js
 
@@ -387,15 +434,17 @@ def test_the_api_returns_hostile_text_as_json_data(results):
 def test_a_torn_last_line_is_skipped_and_kept_apart(results):
     c = client(results)
     assert post(c, {"utterance": 3, "labels": ["task"]}).status_code == 201
-    with open(results / CORRECTIONS_FILE, "a") as fh:      # a crash in the middle of a write
+    with open(results / CORRECTIONS_FILE, "a") as fh:  # a crash in the middle of a write
         fh.write('{"session": "session_cbt", "utterance": 4, "lab')
     c2 = client(results)
     d = c2.get(CBT, headers=AUTH).json()
     assert d["utterances"][3]["labels"] == ["task"] and not d["utterances"][4]["reviewed"]
     assert post(c2, {"utterance": 6, "labels": ["bond"]}).status_code == 201
     latest, info = read_corrections([results / CORRECTIONS_FILE])
-    assert {(k[1], k[2]): v["labels"] for k, v in latest.items()} == {("session_cbt", 3): ["task"],
-                                                                      ("session_cbt", 6): ["bond"]}
+    assert {(k[1], k[2]): v["labels"] for k, v in latest.items()} == {
+        ("session_cbt", 3): ["task"],
+        ("session_cbt", 6): ["bond"],
+    }
     assert info["files"][0]["damaged"] == 1 and info["files"][0]["lines"] == 2
     assert client(results).get(CBT, headers=AUTH).json()["utterances"][6]["labels"] == ["bond"]
 
@@ -405,7 +454,9 @@ def test_review_agreement_reports_kappa_per_label(results, tmp_path, capsys):
 
     alice, bob = client(results, "alice"), client(results, "bob")
     a_labels = {i: (["task"] if i % 2 else []) + (["bond"] if i % 3 == 0 else []) for i in range(12)}
-    b_labels = {i: (["task"] if i % 2 or i == 4 else []) + (["bond"] if i % 3 == 0 and i != 9 else []) for i in range(12)}
+    b_labels = {
+        i: (["task"] if i % 2 or i == 4 else []) + (["bond"] if i % 3 == 0 and i != 9 else []) for i in range(12)
+    }
     for i in range(12):
         assert post(alice, {"utterance": i, "labels": a_labels[i]}).status_code == 201
         assert post(bob, {"utterance": i, "labels": b_labels[i]}).status_code == 201
@@ -417,20 +468,29 @@ def test_review_agreement_reports_kappa_per_label(results, tmp_path, capsys):
     pair = rep["pairs"][0]
     assert pair["reviewers"] == ["alice", "bob"] and pair["utterances"] == 12
     for lab in ("task", "bond"):
-        want = cohen_kappa_score([int(lab in a_labels[i]) for i in range(12)], [int(lab in b_labels[i]) for i in range(12)])
+        want = cohen_kappa_score(
+            [int(lab in a_labels[i]) for i in range(12)], [int(lab in b_labels[i]) for i in range(12)]
+        )
         assert pair["labels"][lab]["kappa"] == pytest.approx(want)
-    assert pair["labels"]["repair"]["kappa"] is None       # nobody used it: undefined, not 1 or 0
+    assert pair["labels"]["repair"]["kappa"] is None  # nobody used it: undefined, not 1 or 0
     model = {m["reviewer"]: m for m in rep["model"]}
     shown = {i: u["markers"] for i, u in enumerate(alice.get(CBT, headers=AUTH).json()["utterances"])}
-    want = cohen_kappa_score([int("task" in a_labels[i]) for i in range(12)], [int("task" in shown[i]) for i in range(12)])
+    want = cohen_kappa_score(
+        [int("task" in a_labels[i]) for i in range(12)], [int("task" in shown[i]) for i in range(12)]
+    )
     assert model["alice"]["labels"]["task"]["kappa"] == pytest.approx(want) and model["alice"]["utterances"] == 12
     assert main(["review-agreement", str(tmp_path / "nothing")]) == 2
 
 
 # ---- the command ------------------------------------------------------------------------------
 def test_review_command_prints_its_url_first_and_serves(results):
-    proc = subprocess.Popen([sys.executable, "-m", "alliance_nlp", "review", str(results), "--reviewer", "carol"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alliance_nlp", "review", str(results), "--reviewer", "carol"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         first = proc.stdout.readline().strip()
         m = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{40,})", first)
@@ -440,8 +500,9 @@ def test_review_command_prints_its_url_first_and_serves(results):
         deadline = time.time() + 20
         while True:
             try:
-                with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}),
-                                            timeout=5) as resp:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}), timeout=5
+                ) as resp:
                     data = json.load(resp)
                 break
             except (urllib.error.URLError, ConnectionError):
@@ -453,7 +514,7 @@ def test_review_command_prints_its_url_first_and_serves(results):
             urllib.request.urlopen(url, timeout=5)
         assert err.value.code == 401
     finally:
-        proc.send_signal(2)   # Ctrl+C
+        proc.send_signal(2)  # Ctrl+C
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -469,7 +530,7 @@ def test_review_command_refuses_a_folder_without_sessions(tmp_path, capsys):
 
 
 # ---- in a real browser ------------------------------------------------------------------------
-try:   # the browser fixtures and checks of tests/test_browser.py (skipped there without Chromium/selenium)
+try:  # the browser fixtures and checks of tests/test_browser.py (skipped there without Chromium/selenium)
     from tests.test_browser import BROWSER, DRIVER, _console_errors, _no_alert, _requests, driver  # noqa: F401
 except BaseException:  # noqa: B036  (pytest's skip is a BaseException)
     BROWSER = DRIVER = None
@@ -509,11 +570,13 @@ def _wait(driver, script: str, timeout: float = 15):
 
 def _pressed(driver, i: int) -> list[str]:
     return driver.execute_script(
-        f"return [...document.querySelectorAll('#u-{i} .rv .lab[aria-pressed=true]')].map(b => b.dataset.label)")
+        f"return [...document.querySelectorAll('#u-{i} .rv .lab[aria-pressed=true]')].map(b => b.dataset.label)"
+    )
 
 
-@pytest.mark.skipif(not (BROWSER and DRIVER), reason="Chromium, chromedriver or selenium missing "
-                                                      "(scripts/install_browser.sh)")
+@pytest.mark.skipif(
+    not (BROWSER and DRIVER), reason="Chromium, chromedriver or selenium missing (scripts/install_browser.sh)"
+)
 def test_review_in_chromium(driver, results, tmp_path):  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -523,7 +586,7 @@ def test_review_in_chromium(driver, results, tmp_path):  # noqa: F811
     with serving(results) as base:
         driver.get_log("browser"), driver.get_log("performance")
         driver.get(f"{base}/?token={TOKEN}")
-        assert driver.current_url == f"{base}/"            # the token left the address bar
+        assert driver.current_url == f"{base}/"  # the token left the address bar
         assert "session_cbt" in driver.find_element(By.ID, "sessions").text
         driver.find_element(By.LINK_TEXT, "session_cbt").click()
         _wait(driver, "return document.body.dataset.reviewReady")
@@ -553,8 +616,11 @@ def test_review_in_chromium(driver, results, tmp_path):  # noqa: F811
         assert driver.execute_script("return document.activeElement.classList.contains('note')")
         driver.switch_to.active_element.send_keys("client's complaint <b>not</b> taken up", Keys.ENTER)
         assert driver.execute_script("return document.activeElement.id") == f"u-{c}"
-        _wait(driver, "return document.querySelectorAll('.rv .st.done').length === 3 && "
-                      "![...document.querySelectorAll('.rv .st')].some(s => s.textContent.indexOf('saving') >= 0)")
+        _wait(
+            driver,
+            "return document.querySelectorAll('.rv .st.done').length === 3 && "
+            "![...document.querySelectorAll('.rv .st')].some(s => s.textContent.indexOf('saving') >= 0)",
+        )
         assert driver.find_element(By.ID, "rv-progress").text == "3 of 63 utterances reviewed by you"
         assert driver.find_element(By.ID, "rv-error").get_attribute("hidden") is not None
 
@@ -564,8 +630,10 @@ def test_review_in_chromium(driver, results, tmp_path):  # noqa: F811
         assert _pressed(driver, a) == sorted(set(model[a]["markers"]) | {"goal"}, key=LABELS.index)
         assert _pressed(driver, b) == [x for x in model[b]["markers"] if x != removed]
         assert _pressed(driver, c) == want_c
-        assert driver.execute_script(f"return document.querySelector('#u-{c} .note').value") == \
-            "client's complaint <b>not</b> taken up"
+        assert (
+            driver.execute_script(f"return document.querySelector('#u-{c} .note').value")
+            == "client's complaint <b>not</b> taken up"
+        )
         assert driver.find_element(By.ID, "rv-progress").text == "3 of 63 utterances reviewed by you"
 
         # informative first: the page follows the API's ranks, reviewed utterances last

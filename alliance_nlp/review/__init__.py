@@ -8,6 +8,7 @@ app; the corrections (RESULTS/corrections.jsonl, `store`) feed `alliance-nlp rev
 (built from the session report's pieces), `data` what the JSON API says about a session, `store` the
 corrections file and `agreement` the kappa reports. Starlette and uvicorn are imported only by `app`.
 """
+
 from .store import CORRECTIONS_FILE, CorrectionStore, make_record, read_corrections
 
 __all__ = ["CORRECTIONS_FILE", "CorrectionStore", "make_record", "read_corrections"]

@@ -7,6 +7,7 @@ shown (`model_labels` of the correction; the session's current markers when a li
 is undefined (None) when neither side varies on a label in the compared utterances; the share of
 agreeing utterances is reported beside it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -38,15 +39,23 @@ def compare(sets_a: Sequence[set[str]], sets_b: Sequence[set[str]]) -> dict[str,
     for lab in LABELS:
         a = [int(lab in s) for s in sets_a]
         b = [int(lab in s) for s in sets_b]
-        per[lab] = {"kappa": _kappa(a, b), "agreement": (sum(x == y for x, y in zip(a, b)) / len(a)) if a else None,
-                    "positives": [sum(a), sum(b)]}
+        per[lab] = {
+            "kappa": _kappa(a, b),
+            "agreement": (sum(x == y for x, y in zip(a, b)) / len(a)) if a else None,
+            "positives": [sum(a), sum(b)],
+        }
     ks = [v["kappa"] for v in per.values() if v["kappa"] is not None]
-    return {"utterances": len(sets_a), "labels": per, "mean_kappa": sum(ks) / len(ks) if ks else None,
-            "exact_agreement": (sum(x == y for x, y in zip(sets_a, sets_b)) / len(sets_a)) if sets_a else None}
+    return {
+        "utterances": len(sets_a),
+        "labels": per,
+        "mean_kappa": sum(ks) / len(ks) if ks else None,
+        "exact_agreement": (sum(x == y for x, y in zip(sets_a, sets_b)) / len(sets_a)) if sets_a else None,
+    }
 
 
-def review_agreement(corrections: Mapping[Key, Mapping[str, Any]],
-                     sessions: Mapping[str, Session] | None = None) -> dict[str, Any]:
+def review_agreement(
+    corrections: Mapping[Key, Mapping[str, Any]], sessions: Mapping[str, Session] | None = None
+) -> dict[str, Any]:
     """Reviewer-reviewer and reviewer-model agreement from the latest corrections (`store.latest`)."""
     by_rev: dict[str, dict[tuple[str, int], set[str]]] = {}
     model_of: dict[tuple[str, str, int], set[str] | None] = {}
@@ -65,18 +74,24 @@ def review_agreement(corrections: Mapping[Key, Mapping[str, Any]],
     vs_model = []
     for rev in reviewers:
         keys = [k for k in sorted(by_rev[rev]) if model_of.get((rev, k[0], k[1])) is not None]
-        vs_model.append({"reviewer": rev, **compare([by_rev[rev][k] for k in keys],
-                                                    [model_of[(rev, k[0], k[1])] or set() for k in keys])})
+        vs_model.append(
+            {
+                "reviewer": rev,
+                **compare([by_rev[rev][k] for k in keys], [model_of[(rev, k[0], k[1])] or set() for k in keys]),
+            }
+        )
     return {
         "reviewers": {r: {"utterances": len(v), "sessions": len({s for s, _ in v})} for r, v in by_rev.items()},
-        "pairs": pairs, "model": vs_model,
+        "pairs": pairs,
+        "model": vs_model,
         "method": "Cohen's kappa per label (sklearn.metrics.cohen_kappa_score) on the utterances both sides "
-                  "labelled; None where neither side varies",
+        "labelled; None where neither side varies",
     }
 
 
 def render_agreement(report: Mapping[str, Any]) -> str:
     """The agreement report as a plain-text table."""
+
     def k(x: Any) -> str:
         return "–" if x is None else f"{x:.2f}"
 
@@ -84,9 +99,13 @@ def render_agreement(report: Mapping[str, Any]) -> str:
     head = f"{'':<28}{'n':>6}  " + "  ".join(f"{n:>13}" for n in names) + f"  {'mean':>6}"
     lines = []
     revs = report.get("reviewers") or {}
-    lines.append(f"{len(revs)} reviewer(s): " + ", ".join(f"{r} ({v['utterances']} utterances in {v['sessions']} "
-                                                          f"session{'s' if v['sessions'] != 1 else ''})"
-                                                          for r, v in revs.items()))
+    lines.append(
+        f"{len(revs)} reviewer(s): "
+        + ", ".join(
+            f"{r} ({v['utterances']} utterances in {v['sessions']} session{'s' if v['sessions'] != 1 else ''})"
+            for r, v in revs.items()
+        )
+    )
     lines.append("")
     lines.append("Reviewer vs reviewer (utterances both reviewed): Cohen's kappa per label")
     lines.append(head)
@@ -94,14 +113,20 @@ def render_agreement(report: Mapping[str, Any]) -> str:
         lines.append("  (needs two reviewers)")
     for p in report.get("pairs") or []:
         name = " ~ ".join(p["reviewers"])
-        lines.append(f"{name[:27]:<28}{p['utterances']:>6}  "
-                     + "  ".join(f"{k(p['labels'][lab]['kappa']):>13}" for lab in LABELS) + f"  {k(p['mean_kappa']):>6}")
+        lines.append(
+            f"{name[:27]:<28}{p['utterances']:>6}  "
+            + "  ".join(f"{k(p['labels'][lab]['kappa']):>13}" for lab in LABELS)
+            + f"  {k(p['mean_kappa']):>6}"
+        )
     lines.append("")
     lines.append("Reviewer vs model (the markers the reviewer was shown): Cohen's kappa per label")
     lines.append(head)
     for m in report.get("model") or []:
-        lines.append(f"{m['reviewer'][:27]:<28}{m['utterances']:>6}  "
-                     + "  ".join(f"{k(m['labels'][lab]['kappa']):>13}" for lab in LABELS) + f"  {k(m['mean_kappa']):>6}")
+        lines.append(
+            f"{m['reviewer'][:27]:<28}{m['utterances']:>6}  "
+            + "  ".join(f"{k(m['labels'][lab]['kappa']):>13}" for lab in LABELS)
+            + f"  {k(m['mean_kappa']):>6}"
+        )
     lines.append("")
     lines.append("–: undefined (the label does not vary on these utterances, on either side).")
     return "\n".join(lines)

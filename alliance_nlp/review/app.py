@@ -27,6 +27,7 @@ Security (`Guard`, wrapping the whole app):
   Content-Security-Policy: pages may run only their own inline script and style (by hash) and connect only
   to this server; nothing loads from anywhere else.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -101,16 +102,18 @@ def host_warning(host: str) -> str | None:
     """The warning to print when serving on anything but the loopback interface (None for loopback)."""
     if is_loopback(host):
         return None
-    return (f"serving on {host}, not only on this computer: anyone who can reach this address and has the "
-            "printed URL can read these transcripts and write corrections, and the connection is not encrypted "
-            "(plain HTTP). Use it only on a network you trust, and stop the server when you are done.")
+    return (
+        f"serving on {host}, not only on this computer: anyone who can reach this address and has the "
+        "printed URL can read these transcripts and write corrections, and the connection is not encrypted "
+        "(plain HTTP). Use it only on a network you trust, and stop the server when you are done."
+    )
 
 
 def _hostname(host_header: str) -> str:
     """The host name of a Host header, without the port (IPv6 literals keep no brackets)."""
     h = host_header.strip().lower()
     if h.startswith("["):
-        return h[1:h.find("]")] if "]" in h else h
+        return h[1 : h.find("]")] if "]" in h else h
     return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
 
 
@@ -121,8 +124,9 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
 class Guard:
     """Token, Host, CSRF and size checks in front of the app; security headers on every response."""
 
-    def __init__(self, app: ASGIApp, *, token: str, cookie: str, allowed_hosts: set[str] | None,
-                 max_body: int = MAX_BODY):
+    def __init__(
+        self, app: ASGIApp, *, token: str, cookie: str, allowed_hosts: set[str] | None, max_body: int = MAX_BODY
+    ):
         self.app, self.token, self.cookie = app, token, cookie
         self.allowed_hosts, self.max_body = allowed_hosts, max_body
 
@@ -150,7 +154,7 @@ class Guard:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        if scope["type"] != "http":        # no websockets here
+        if scope["type"] != "http":  # no websockets here
             await send({"type": "websocket.close", "code": 1008})
             return
         headers = Headers(scope=scope)
@@ -180,9 +184,14 @@ class Guard:
             return
         how = self.authenticate(scope, headers)
         if how is None:
-            await reply(_json_error(401, "missing or wrong access token: open the URL that `alliance-nlp review` "
-                                         "printed, or send Authorization: Bearer TOKEN",
-                                    {"www-authenticate": 'Bearer realm="alliance-nlp review"'}))
+            await reply(
+                _json_error(
+                    401,
+                    "missing or wrong access token: open the URL that `alliance-nlp review` "
+                    "printed, or send Authorization: Bearer TOKEN",
+                    {"www-authenticate": 'Bearer realm="alliance-nlp review"'},
+                )
+            )
             return
         method = scope["method"]
         if method not in ("GET", "HEAD"):
@@ -196,14 +205,22 @@ class Guard:
                 await reply(_json_error(403, f"cross-site write refused (Sec-Fetch-Site: {site[:20]})"))
                 return
             if how != "bearer" and headers.get(WRITE_HEADER) != "1":
-                await reply(_json_error(403, "a write needs an Authorization: Bearer header, or the "
-                                             "X-Alliance-Review: 1 header with the session cookie"))
+                await reply(
+                    _json_error(
+                        403,
+                        "a write needs an Authorization: Bearer header, or the "
+                        "X-Alliance-Review: 1 header with the session cookie",
+                    )
+                )
                 return
         if how == "query":
             set_cookie = True
             if method in ("GET", "HEAD") and not scope["path"].startswith("/api/"):
-                rest = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                                     keep_blank_values=True) if k != "token"]
+                rest = [
+                    (k, v)
+                    for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                    if k != "token"
+                ]
                 target = "/" + scope["path"].lstrip("/\\") + (f"?{urlencode(rest)}" if rest else "")  # never //host
                 await reply(RedirectResponse(target, status_code=303))
                 return
@@ -213,8 +230,13 @@ class Guard:
 class ReviewApp:
     """The routes over one results folder, its sessions and its corrections file."""
 
-    def __init__(self, results: str | os.PathLike, reviewer: str | None = None,
-                 model: str | os.PathLike | None = None, max_body: int = MAX_BODY):
+    def __init__(
+        self,
+        results: str | os.PathLike,
+        reviewer: str | None = None,
+        model: str | os.PathLike | None = None,
+        max_body: int = MAX_BODY,
+    ):
         self.results = Path(results)
         self.entries, self.warnings = load_entries(self.results, model)
         self.store = CorrectionStore(self.results / CORRECTIONS_FILE)
@@ -274,8 +296,13 @@ class ReviewApp:
     async def api_sessions(self, request: Request) -> Response:
         reviewer = self._reviewer(request)
         latest = await run_in_threadpool(self.store.latest)
-        return JSONResponse({"reviewer": reviewer, "corrections_file": str(self.store.path),
-                             "sessions": [overview(e, latest, reviewer) for e in self.entries.values()]})
+        return JSONResponse(
+            {
+                "reviewer": reviewer,
+                "corrections_file": str(self.store.path),
+                "sessions": [overview(e, latest, reviewer) for e in self.entries.values()],
+            }
+        )
 
     async def api_session(self, request: Request) -> Response:
         e = self._entry(request)
@@ -304,10 +331,19 @@ class ReviewApp:
         try:
             reviewer = check_reviewer(body["reviewer"]) if "reviewer" in body else self.reviewer
             u = e.session.utterances[utt]
-            rec = make_record(session=e.id, utterance=utt, labels=body["labels"], reviewer=reviewer, note=note,
-                              speaker=e.session.role_of(u.speaker), model=e.model,
-                              model_labels=list(u.markers), source=u.source, source_file=e.session.source_path,
-                              session_file=e.session_file)
+            rec = make_record(
+                session=e.id,
+                utterance=utt,
+                labels=body["labels"],
+                reviewer=reviewer,
+                note=note,
+                speaker=e.session.role_of(u.speaker),
+                model=e.model,
+                model_labels=list(u.markers),
+                source=u.source,
+                source_file=e.session.source_path,
+                session_file=e.session_file,
+            )
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         await run_in_threadpool(self.store.append, rec)
@@ -329,9 +365,16 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _json_error(500, "internal error (see the server's log)")
 
 
-def create_app(results: str | os.PathLike, *, token: str, port: int, host: str = "127.0.0.1",
-               reviewer: str | None = None, model: str | os.PathLike | None = None,
-               max_body: int = MAX_BODY) -> Guard:
+def create_app(
+    results: str | os.PathLike,
+    *,
+    token: str,
+    port: int,
+    host: str = "127.0.0.1",
+    reviewer: str | None = None,
+    model: str | os.PathLike | None = None,
+    max_body: int = MAX_BODY,
+) -> Guard:
     """The review app over `results`, guarded by `token`. `port` names the cookie (cookies ignore ports,
     so two servers on one machine must not share one); `host` decides which Host headers are accepted
     (loopback: 127.0.0.1, localhost and ::1; another address: any, the token still applies)."""
@@ -376,9 +419,17 @@ def url_for(host: str, port: int, token: str) -> str:
     return f"http://{h}:{port}/?token={token}"
 
 
-def serve(results: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 0, reviewer: str | None = None,
-          model: str | os.PathLike | None = None, open_browser: bool = False, out: TextIO | None = None,
-          err: TextIO | None = None) -> int:
+def serve(
+    results: str | os.PathLike,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    reviewer: str | None = None,
+    model: str | os.PathLike | None = None,
+    open_browser: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Start the review server; print its URL (with the token) as the first line of `out`, then serve until
     interrupted."""
     import uvicorn
@@ -407,13 +458,25 @@ def serve(results: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 0,
         print(f"alliance-nlp: warning: {warning}", file=err)
     for w in ra.warnings:
         print(f"alliance-nlp: warning: {w}", file=err)
-    print(f"alliance-nlp review: {len(ra.entries)} session(s) from {ra.results}; reviewing as {ra.reviewer}; "
-          f"corrections go to {ra.store.path}. Open the URL above; Ctrl+C stops the server.", file=err, flush=True)
+    print(
+        f"alliance-nlp review: {len(ra.entries)} session(s) from {ra.results}; reviewing as {ra.reviewer}; "
+        f"corrections go to {ra.store.path}. Open the URL above; Ctrl+C stops the server.",
+        file=err,
+        flush=True,
+    )
     if open_browser:
         import webbrowser
+
         webbrowser.open(url)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False,
-                            date_header=False, timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=3,
+    )
     server = uvicorn.Server(config)
     try:
         asyncio.run(server.serve(sockets=[sock]))

@@ -1,6 +1,7 @@
 """The analysed sessions a review server shows, and what the API says about each: the model's markers
 and probabilities beside every reviewer's latest labels, review progress, and the "informative first"
 order (reviewers disagree; then unreviewed utterances whose probability is nearest a threshold)."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from .store import Key, model_fingerprint
 # a session id is used as one URL path segment and as a key in corrections.jsonl: no path characters
 _UNSAFE_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
 MAX_ID = 200
-ENV_MODEL_PATH = "ALLIANCE_NLP_CLASSIFIER"   # as alliance_nlp.classify (not imported: it pulls in torch)
+ENV_MODEL_PATH = "ALLIANCE_NLP_CLASSIFIER"  # as alliance_nlp.classify (not imported: it pulls in torch)
 
 
 def safe_id(sid: str) -> bool:
@@ -32,10 +33,11 @@ def safe_id(sid: str) -> bool:
 @dataclass
 class Entry:
     """One analysed session: its data, its summary, where it lives, and the model that tagged it."""
+
     id: str
     session: Session
     summary: dict[str, Any]
-    session_file: str                       # session.json, relative to the results folder
+    session_file: str  # session.json, relative to the results folder
     thresholds: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -54,8 +56,9 @@ def _model_candidates(name: str | None, model_path: str | os.PathLike | None) ->
     return out
 
 
-def model_info(name: str | None, model_path: str | os.PathLike | None = None,
-               cache: dict[str | None, dict[str, Any]] | None = None) -> dict[str, Any]:
+def model_info(
+    name: str | None, model_path: str | os.PathLike | None = None, cache: dict[str | None, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """{"name", "fingerprint"} of the model a session was tagged with: the fingerprint of the first model
     folder (`model_path`, $ALLIANCE_NLP_CLASSIFIER, the shipped models) whose config names that model;
     None when no such folder is here."""
@@ -76,8 +79,9 @@ def model_info(name: str | None, model_path: str | os.PathLike | None = None,
     return info
 
 
-def load_entries(results: str | os.PathLike, model_path: str | os.PathLike | None = None
-                 ) -> tuple[dict[str, Entry], list[str]]:
+def load_entries(
+    results: str | os.PathLike, model_path: str | os.PathLike | None = None
+) -> tuple[dict[str, Entry], list[str]]:
     """The analysed sessions under `results` (every session.json, searched recursively), keyed by session
     id, and warnings about the ones left out. An InputError when there are none."""
     from ..outputs import summarize
@@ -117,8 +121,11 @@ def load_entries(results: str | os.PathLike, model_path: str | os.PathLike | Non
         thresholds = {lab: float(raw[lab]) for lab in LABELS if isinstance(raw.get(lab), (int, float))}
         entries[s.id] = Entry(s.id, s, summary, rel, thresholds, model_info(clf.get("model"), model_path, cache))
     if not entries:
-        raise InputError(root, "no analysed session (session.json) found here (run `alliance-nlp analyze` first)"
-                         + (f"; {len(warnings)} skipped: {warnings[0]}" if warnings else ""))
+        raise InputError(
+            root,
+            "no analysed session (session.json) found here (run `alliance-nlp analyze` first)"
+            + (f"; {len(warnings)} skipped: {warnings[0]}" if warnings else ""),
+        )
     return entries, warnings
 
 
@@ -145,8 +152,11 @@ def _estimates(summary: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for k in ("goal", "task", "bond", "total"):
         v = summary.get(k)
-        out[k] = ({x: v.get(x) for x in ("estimate", "low", "high")} if isinstance(v, Mapping)
-                  else {"estimate": None, "low": None, "high": None})
+        out[k] = (
+            {x: v.get(x) for x in ("estimate", "low", "high")}
+            if isinstance(v, Mapping)
+            else {"estimate": None, "low": None, "high": None}
+        )
     return out
 
 
@@ -156,16 +166,19 @@ def overview(e: Entry, corrections: Mapping[Key, Mapping[str, Any]], reviewer: s
     for (rev, sid, utt), rec in corrections.items():
         if sid == e.id and utt < e.n:
             per_rev.setdefault(rev, {})[utt] = tuple(rec["labels"])
-    disagree = sum(1 for i in range(e.n)
-                   if len({d[i] for d in per_rev.values() if i in d}) > 1)
+    disagree = sum(1 for i in range(e.n) if len({d[i] for d in per_rev.values() if i in d}) > 1)
     ruptures = e.summary.get("ruptures") if isinstance(e.summary.get("ruptures"), Mapping) else None
     return {
-        "id": e.id, "source_path": e.session.source_path, "utterances": e.n, "estimates": _estimates(e.summary),
+        "id": e.id,
+        "source_path": e.session.source_path,
+        "utterances": e.n,
+        "estimates": _estimates(e.summary),
         "ruptures": dict(ruptures) if ruptures else None,
         "markers": {lab: sum(lab in u.markers for u in e.session.utterances) for lab in LABELS},
         "reviewed": len(per_rev.get(reviewer, {})),
         "reviewers": {r: len(d) for r, d in sorted(per_rev.items())},
-        "disagreements": disagree, "model": e.model,
+        "disagreements": disagree,
+        "model": e.model,
     }
 
 
@@ -189,29 +202,53 @@ def detail(e: Entry, corrections: Mapping[Key, Mapping[str, Any]], reviewer: str
         mine_i = mine.get(i)
         sets = {tuple(v) for v in others.get(i, {}).values()} | ({tuple(mine_i["labels"])} if mine_i else set())
         m, closest = margin(u.probabilities, e.thresholds)
-        utts.append({
-            "index": i, "turn": ti, "source": u.source, "speaker": u.speaker,
-            "speaker_name": (sp.name or sp.id) if sp else u.speaker, "role": sp.role if sp else "unknown",
-            "start": u.start, "end": u.end, "text": u.text,
-            "probabilities": {lab: u.probabilities[lab] for lab in LABELS if lab in u.probabilities},
-            "markers": [lab for lab in LABELS if lab in u.markers],
-            "labels": list(mine_i["labels"]) if mine_i else [lab for lab in LABELS if lab in u.markers],
-            "reviewed": mine_i is not None, "note": (mine_i.get("note") or "") if mine_i else "",
-            "time": mine_i.get("time") if mine_i else None,
-            "others": others.get(i, {}), "disagreement": len(sets) > 1,
-            "margin": None if m is None else round(m, 4), "closest": closest,
-        })
-    order = sorted(utts, key=lambda x: (not x["disagreement"], x["reviewed"],
-                                        math.inf if x["margin"] is None else x["margin"], x["index"]))
+        utts.append(
+            {
+                "index": i,
+                "turn": ti,
+                "source": u.source,
+                "speaker": u.speaker,
+                "speaker_name": (sp.name or sp.id) if sp else u.speaker,
+                "role": sp.role if sp else "unknown",
+                "start": u.start,
+                "end": u.end,
+                "text": u.text,
+                "probabilities": {lab: u.probabilities[lab] for lab in LABELS if lab in u.probabilities},
+                "markers": [lab for lab in LABELS if lab in u.markers],
+                "labels": list(mine_i["labels"]) if mine_i else [lab for lab in LABELS if lab in u.markers],
+                "reviewed": mine_i is not None,
+                "note": (mine_i.get("note") or "") if mine_i else "",
+                "time": mine_i.get("time") if mine_i else None,
+                "others": others.get(i, {}),
+                "disagreement": len(sets) > 1,
+                "margin": None if m is None else round(m, 4),
+                "closest": closest,
+            }
+        )
+    order = sorted(
+        utts,
+        key=lambda x: (
+            not x["disagreement"],
+            x["reviewed"],
+            math.inf if x["margin"] is None else x["margin"],
+            x["index"],
+        ),
+    )
     for rank, x in enumerate(order):
         x["rank"] = rank
     return {
-        "id": e.id, "source_path": s.source_path, "source_format": s.source_format, "session_file": e.session_file,
-        "reviewer": reviewer, "labels": list(LABELS), "thresholds": {lab: e.thresholds.get(lab) for lab in LABELS},
-        "model": e.model, "estimates": _estimates(e.summary),
+        "id": e.id,
+        "source_path": s.source_path,
+        "source_format": s.source_format,
+        "session_file": e.session_file,
+        "reviewer": reviewer,
+        "labels": list(LABELS),
+        "thresholds": {lab: e.thresholds.get(lab) for lab in LABELS},
+        "model": e.model,
+        "estimates": _estimates(e.summary),
         "episodes": [x for x in (e.summary.get("episodes") or []) if isinstance(x, Mapping)],
         "progress": {"reviewed": len(mine), "total": e.n},
         "order": "informative first: utterances where reviewers disagree, then unreviewed ones by how close their "
-                 "closest call is to its threshold (|logit p - logit threshold|), then reviewed ones",
+        "closest call is to its threshold (|logit p - logit threshold|), then reviewed ones",
         "utterances": utts,
     }

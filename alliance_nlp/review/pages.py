@@ -5,6 +5,7 @@ static/review.js turns into review rows (label toggles, notes) with data from th
 Everything from a transcript is escaped here by the report's `_e` (html.escape); what the script adds
 later it adds with `textContent`, never as markup.
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -30,7 +31,7 @@ from ..report import (
 from .data import Entry
 
 CSP_EXTRA = "connect-src 'self'"
-HEADER_CSP_EXTRA = "frame-ancestors 'none'"   # not honoured in a <meta> policy, so sent as a header too
+HEADER_CSP_EXTRA = "frame-ancestors 'none'"  # not honoured in a <meta> policy, so sent as a header too
 
 
 @cache
@@ -42,7 +43,8 @@ def review_css() -> str:
     """static/review.css plus the label toggles in the report's Okabe-Ito colours."""
     return static("review.css") + "".join(
         f".rv .lab.{lab}{{border-color:{PALETTE[lab]}}}.rv .lab.{lab}[aria-pressed=true]{{background:{TINT[lab]}}}"
-        for lab in LABELS)
+        for lab in LABELS
+    )
 
 
 def session_href(sid: str) -> str:
@@ -66,12 +68,20 @@ def _est_text(est: dict[str, Any]) -> str:
 
 def list_page(rows: list[dict[str, Any]], reviewer: str, corrections_file: str) -> tuple[str, str]:
     """The session list: estimates, rupture counts and review progress per session. (html, csp)"""
+
     def th(label: str, kind: str = "num", cls: str = "n") -> str:
         return f'<th scope="col" class="{cls}" data-type="{kind}"><button type="button">{_e(label)}</button></th>'
 
-    head = (th("Session", "text", "") + th("Utterances") + "".join(th(k.capitalize()) for k in ("goal", "task", "bond", "total"))
-            + th("Rupture episodes") + th("Repaired") + th("Reviewed by you") + th("Other reviewers", "text", "")
-            + th("Reviewers disagree"))
+    head = (
+        th("Session", "text", "")
+        + th("Utterances")
+        + "".join(th(k.capitalize()) for k in ("goal", "task", "bond", "total"))
+        + th("Rupture episodes")
+        + th("Repaired")
+        + th("Reviewed by you")
+        + th("Other reviewers", "text", "")
+        + th("Reviewers disagree")
+    )
     body = []
     for r in rows:
         est = r["estimates"]
@@ -84,8 +94,11 @@ def list_page(rows: list[dict[str, Any]], reviewer: str, corrections_file: str) 
             + (f'<div class="small muted">{_e(r["source_path"])}</div>' if r.get("source_path") else "")
             + "</th>"
             f'<td class="n">{r["utterances"]}</td>'
-            + "".join(f'<td class="n" data-v="{"" if est[k]["estimate"] is None else est[k]["estimate"]}">'
-                      f"{_e(_est_text(est[k]))}</td>" for k in ("goal", "task", "bond", "total"))
+            + "".join(
+                f'<td class="n" data-v="{"" if est[k]["estimate"] is None else est[k]["estimate"]}">'
+                f"{_e(_est_text(est[k]))}</td>"
+                for k in ("goal", "task", "bond", "total")
+            )
             + f'<td class="n">{_e(rup.get("episodes", "–"))}</td><td class="n">{_e(rup.get("repaired", "–"))}</td>'
             f'<td class="n" data-v="{share:.4f}"><progress max="{r["utterances"]}" value="{r["reviewed"]}" '
             f'aria-label="{r["reviewed"]} of {r["utterances"]} reviewed"></progress> {r["reviewed"]} / {r["utterances"]}</td>'
@@ -100,14 +113,14 @@ def list_page(rows: list[dict[str, Any]], reviewer: str, corrections_file: str) 
         '<a class="skip" href="#sessions">Skip to the table</a>'
         '<header class="top"><div class="wrap"><h1>Review alliance markers</h1>'
         f'<p class="meta">Reviewing as <strong>{_e(reviewer)}</strong> · {len(rows)} session'
-        f'{"s" if len(rows) != 1 else ""} · {done} of {total} utterances reviewed by you</p>'
+        f"{'s' if len(rows) != 1 else ''} · {done} of {total} utterances reviewed by you</p>"
         f'<p class="meta small">Corrections are saved as you make them to <code>{_e(corrections_file)}</code>.</p>'
         "</div></header>"
         '<main class="wrap"><section id="table" aria-labelledby="h-tab"><h2 id="h-tab">Sessions</h2>'
         '<p class="small muted">Open a session to review its tags. Estimates on the WAI-SR metric (1-5), intervals '
         "in brackets. Select a column heading to sort.</p>"
         f'<div class="tablewrap"><table class="sortable" id="sessions"><thead><tr>{head}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table></div></section>'
+        f"<tbody>{''.join(body)}</tbody></table></div></section>"
         '<aside class="caveat" aria-label="What happens to the corrections"><p>Each correction is one line in the '
         "corrections file: who, when, which utterance, the labels. <code>alliance-nlp review-agreement</code> reports "
         "how far reviewers agree with each other and with the model; <code>alliance-nlp finetune --corrections "
@@ -124,23 +137,33 @@ def session_page(e: Entry, reviewer: str) -> tuple[str, str]:
     bits = [f"{e.n} utterances"]
     if e.model.get("name"):
         bits.append(f"model {e.model['name']}" + (f" ({e.model['fingerprint']})" if e.model.get("fingerprint") else ""))
-    ests = " · ".join(f"{k.capitalize()} {_est_text(est.get(k) or {})}" for k in ("goal", "task", "bond", "total")
-                      if isinstance(est.get(k), dict))
+    ests = " · ".join(
+        f"{k.capitalize()} {_est_text(est.get(k) or {})}"
+        for k in ("goal", "task", "bond", "total")
+        if isinstance(est.get(k), dict)
+    )
     rup = summary.get("ruptures") if isinstance(summary.get("ruptures"), dict) else None
     n_ep = len([x for x in summary.get("episodes") or [] if isinstance(x, dict)])
-    keys = [("1 – 6", "add or remove " + ", ".join(f"{k + 1} {SHORT[lab]}" for k, lab in enumerate(LABELS))),
-            ("a or Enter", "accept the labels shown and go to the next utterance"),
-            ("n", "write a note (Enter saves it, Escape goes back)"),
-            ("u", "next utterance you have not reviewed"),
-            ("↑ ↓ or k j", "previous or next utterance; Home and End: first and last")]
+    keys = [
+        ("1 – 6", "add or remove " + ", ".join(f"{k + 1} {SHORT[lab]}" for k, lab in enumerate(LABELS))),
+        ("a or Enter", "accept the labels shown and go to the next utterance"),
+        ("n", "write a note (Enter saves it, Escape goes back)"),
+        ("u", "next utterance you have not reviewed"),
+        ("↑ ↓ or k j", "previous or next utterance; Home and End: first and last"),
+    ]
     body = (
         '<a class="skip" href="#transcript">Skip to transcript</a>'
         '<header class="top"><div class="wrap"><p class="meta"><a href="/">← All sessions</a></p>'
         f"<h1>Review: {_e(e.id)}</h1>"
         + (f'<p class="meta">Source: <code>{_e(s.source_path)}</code></p>' if s.source_path else "")
         + f'<p class="meta">{" · ".join(_e(b) for b in bits)}</p>'
-        + (f'<p class="meta">{_e(ests)}' + (f" · rupture episodes {_e(rup.get('episodes'))} ({_e(rup.get('repaired'))} "
-                                            "repaired)" if rup else "") + "</p>" if ests else "")
+        + (
+            f'<p class="meta">{_e(ests)}'
+            + (f" · rupture episodes {_e(rup.get('episodes'))} ({_e(rup.get('repaired'))} repaired)" if rup else "")
+            + "</p>"
+            if ests
+            else ""
+        )
         + "</div></header>"
         '<main class="wrap review">'
         '<section id="review" aria-labelledby="h-rv"><h2 id="h-rv">Review</h2>'
@@ -162,8 +185,13 @@ def session_page(e: Entry, reviewer: str) -> tuple[str, str]:
         f"{episodes_html(s, summary)}</details>"
         f"{transcript_html(s, summary)}</main>"
     )
-    data = {"session": e.id, "reviewer": reviewer, "api": api_href(e.id), "labels": list(LABELS),
-            "short": {lab: SHORT[lab] for lab in LABELS}}
+    data = {
+        "session": e.id,
+        "reviewer": reviewer,
+        "api": api_href(e.id),
+        "labels": list(LABELS),
+        "short": {lab: SHORT[lab] for lab in LABELS},
+    }
     css = review_css()
     js = REPORT_JS + static("review.js")
     return (page(f"Review: {e.id}", body, js, css=css, data=data, csp_extra=CSP_EXTRA), _csp(css, js))

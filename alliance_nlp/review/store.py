@@ -19,6 +19,7 @@ the correction in flight. A later line for the same reviewer, session and uttera
 earlier one when read back ("latest wins"); different reviewers' lines never replace each other. A
 torn last line (a crash mid-write) is skipped when read and cut off from the next append by a newline.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,7 +46,7 @@ FORMAT_VERSION = 1
 MAX_NOTE = 2000
 MAX_REVIEWER = 64
 REVIEWER_RE = re.compile(r"^[\w][\w .@+-]{0,63}$")
-Key = tuple[str, str, int]           # (reviewer, session, utterance)
+Key = tuple[str, str, int]  # (reviewer, session, utterance)
 
 
 def now_iso() -> str:
@@ -88,22 +89,41 @@ def model_fingerprint(folder: str | os.PathLike) -> str | None:
     return h.hexdigest()[:16]
 
 
-def make_record(*, session: str, utterance: int, labels: Sequence[str], reviewer: str, note: str = "",
-                speaker: str | None = None, model: Mapping[str, Any] | None = None,
-                model_labels: Sequence[str] | None = None, source: int | None = None,
-                source_file: str | None = None, session_file: str | None = None,
-                time: str | None = None) -> dict[str, Any]:
+def make_record(
+    *,
+    session: str,
+    utterance: int,
+    labels: Sequence[str],
+    reviewer: str,
+    note: str = "",
+    speaker: str | None = None,
+    model: Mapping[str, Any] | None = None,
+    model_labels: Sequence[str] | None = None,
+    source: int | None = None,
+    source_file: str | None = None,
+    session_file: str | None = None,
+    time: str | None = None,
+) -> dict[str, Any]:
     """One corrections.jsonl line (checked): the format the review app writes and `finetune` reads."""
     check_reviewer(reviewer)
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise ValueError(f"note: text of at most {MAX_NOTE} characters")
     return {
-        "session": session, "utterance": int(utterance), "speaker": speaker, "labels": check_labels(list(labels)),
-        "coder": reviewer, "reviewer": reviewer, "note": note, "time": time or now_iso(),
+        "session": session,
+        "utterance": int(utterance),
+        "speaker": speaker,
+        "labels": check_labels(list(labels)),
+        "coder": reviewer,
+        "reviewer": reviewer,
+        "note": note,
+        "time": time or now_iso(),
         "model": dict(model or {"name": None, "fingerprint": None}),
         "model_labels": None if model_labels is None else check_labels(list(model_labels)),
-        "source": source, "source_file": source_file, "session_file": session_file,
-        "format": FORMAT, "version": FORMAT_VERSION,
+        "source": source,
+        "source_file": source_file,
+        "session_file": session_file,
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
     }
 
 
@@ -116,9 +136,13 @@ def parse_line(line: str) -> dict[str, Any] | None:
     if not isinstance(rec, dict):
         return None
     try:
-        ok = (isinstance(rec.get("session"), str) and isinstance(rec.get("utterance"), int)
-              and not isinstance(rec.get("utterance"), bool) and rec["utterance"] >= 0
-              and isinstance(rec.get("reviewer", rec.get("coder")), str))
+        ok = (
+            isinstance(rec.get("session"), str)
+            and isinstance(rec.get("utterance"), int)
+            and not isinstance(rec.get("utterance"), bool)
+            and rec["utterance"] >= 0
+            and isinstance(rec.get("reviewer", rec.get("coder")), str)
+        )
         if ok:
             rec["labels"] = check_labels(rec.get("labels"))
             rec.setdefault("reviewer", rec.get("coder"))
@@ -140,8 +164,9 @@ def latest(records: Iterable[Mapping[str, Any]]) -> dict[Key, dict[str, Any]]:
     return out
 
 
-def read_corrections(paths: Sequence[str | os.PathLike], reviewers: Iterable[str] | None = None
-                     ) -> tuple[dict[Key, dict[str, Any]], dict[str, Any]]:
+def read_corrections(
+    paths: Sequence[str | os.PathLike], reviewers: Iterable[str] | None = None
+) -> tuple[dict[Key, dict[str, Any]], dict[str, Any]]:
     """Latest corrections from one or more files (several files: ordered by `time`, then file order),
     and what was read: {"files": [{"path", "sha256", "lines", "damaged"}], "records": n}. Each record
     gains `_file` (the index of its file in `paths`). An unreadable file is an InputError."""
@@ -166,8 +191,9 @@ def read_corrections(paths: Sequence[str | os.PathLike], reviewers: Iterable[str
             if want is None or rec["reviewer"] in want:
                 rec["_file"] = fi
                 recs.append((str(rec.get("time") or ""), fi, ln, rec))
-        info["files"].append({"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "lines": n,
-                              "damaged": damaged})
+        info["files"].append(
+            {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "lines": n, "damaged": damaged}
+        )
         info["records"] += n
     if len(paths) > 1:
         recs.sort(key=lambda t: (t[0], t[1], t[2]))
@@ -207,7 +233,7 @@ class CorrectionStore:
         with open(self.path, "rb") as fh:
             fh.seek(self._offset)
             chunk = fh.read(st.st_size - self._offset)
-        end = chunk.rfind(b"\n") + 1          # only complete lines; a torn tail waits (or stays damaged)
+        end = chunk.rfind(b"\n") + 1  # only complete lines; a torn tail waits (or stays damaged)
         for line in chunk[:end].splitlines():
             if not line.strip():
                 continue
@@ -239,14 +265,14 @@ class CorrectionStore:
                 if fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 if os.fstat(fd).st_size and _last_byte(self.path) != b"\n":
-                    data = b"\n" + data          # a torn last line (a crash mid-write) stays apart
+                    data = b"\n" + data  # a torn last line (a crash mid-write) stays apart
                 view = memoryview(data)
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
                 os.fsync(fd)
             finally:
-                os.close(fd)                      # closing releases the lock
+                os.close(fd)  # closing releases the lock
             if new:
                 _fsync_dir(self.path.parent)
             self._refresh()
