@@ -322,7 +322,7 @@ class OnnxEncoder:
         for i, x in enumerate(ids):
             groups.setdefault(len(x), []).append(i)
         jobs: list[tuple[list[int], np.ndarray]] = []
-        for length in sorted(groups, reverse=True):   # the longest first: the pool ends evenly
+        for length in sorted(groups, reverse=True):  # the longest first: the pool ends evenly
             idx = groups[length]
             step = max(2, max_tokens // max(length, 1))
             for a in range(0, len(idx), step):
