@@ -298,10 +298,9 @@ class OnnxEncoder:
         self._weights = [ort.OrtValue.ortvalue_from_numpy(a) for a in external.values()]  # kept alive
         opts.add_external_initializers(list(external), self._weights)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # one thread per ONNX Runtime call, and as many calls at once as threads: the matrices of one
-        # length group are small, and splitting them across threads wastes more than it gains
+        # intra-op threads (results do not depend on their number; see encode_ids)
         self.threads = max(1, int(threads or os.environ.get("ALLIANCE_NLP_THREADS") or _cores()))
-        opts.intra_op_num_threads = 1
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
@@ -315,14 +314,15 @@ class OnnxEncoder:
         return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
 
     def encode_ids(self, ids: Sequence[Sequence[int]], max_tokens: int = MAX_TOKENS) -> np.ndarray:
-        """(n, hidden) float32 vectors in input order; inputs of one length share a call, without padding.
-        Calls run `threads` at a time (each single-threaded: the same numbers whatever the thread count)."""
+        """(n, hidden) float32 vectors in input order; inputs of one length share a call, without padding
+        (an utterance's vector depends on its own tokens only, whatever else is in the batch, and not on
+        the thread count)."""
         out = np.zeros((len(ids), self.hidden_size), dtype=np.float32)
         groups: dict[int, list[int]] = {}
         for i, x in enumerate(ids):
             groups.setdefault(len(x), []).append(i)
         jobs: list[tuple[list[int], np.ndarray]] = []
-        for length in sorted(groups, reverse=True):  # the longest first: the pool ends evenly
+        for length in sorted(groups, reverse=True):
             idx = groups[length]
             step = max(2, max_tokens // max(length, 1))
             for a in range(0, len(idx), step):
@@ -331,19 +331,8 @@ class OnnxEncoder:
                 # run it twice over, so that every vector is computed the same way
                 rows = part * 2 if len(part) == 1 else part
                 jobs.append((part, np.array([ids[i] for i in rows], dtype=np.int64).reshape(len(rows), length)))
-
-        def run(job: tuple[list[int], np.ndarray]) -> None:
-            part, batch = job
+        for part, batch in jobs:
             out[part] = self.session.run(None, {"input_ids": batch})[0][: len(part)]
-
-        if self.threads == 1 or len(jobs) < 2:
-            for job in jobs:
-                run(job)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="alliance-encoder") as pool:
-                list(pool.map(run, jobs))
         return out
 
 
