@@ -29,8 +29,22 @@ def with_role(text: str, role: str | None) -> str:
     return ROLE_PREFIX.get(role or "", "") + text
 
 
-def read_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The model folder's config.json, checked; a ModelError naming the file otherwise."""
+def verify_model_folder(path: str | os.PathLike) -> None:
+    """Every file of the model folder against its SHA256SUMS; the shipped model's manifest is pinned."""
+    from .integrity import PINNED, verify_folder
+    from .resources import DEFAULT_MODEL_NAME, shipped_model_dir
+
+    path = Path(path)
+    shipped = shipped_model_dir()
+    pinned = None
+    if path.resolve() == shipped.resolve():
+        pinned = PINNED.get(f"models/{DEFAULT_MODEL_NAME}")
+    verify_folder(path, pinned)
+
+
+def read_config(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
+    """The model folder's config.json, checked (and, with `verify`, every file of the folder against its
+    SHA256SUMS); a ModelError naming the file otherwise."""
     path = Path(path)
     f = path / "config.json"
     if not f.is_file():
@@ -38,6 +52,8 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
             f"{path}: no alliance-marker classifier here (config.json missing); pass a model "
             "folder written by `python -m training.train_classifier`"
         )
+    if verify:
+        verify_model_folder(path)
     try:
         cfg = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

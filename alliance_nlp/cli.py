@@ -286,6 +286,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_checksum(args: argparse.Namespace) -> int:
+    from .integrity import MANIFEST, verify_folder, write_manifest
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder")
+    if args.check:
+        verify_folder(folder)
+        print(f"{folder}: every file matches {MANIFEST}", file=sys.stderr)
+    else:
+        path = write_manifest(folder)
+        print(f"wrote {path} ({len(path.read_text().splitlines())} files)", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from .review.app import serve
 
@@ -545,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--force", action="store_true", help="replace the output folder")
     pf.add_argument("-q", "--quiet", action="store_true")
     pf.set_defaults(func=cmd_finetune)
+
+    pk = sub.add_parser(
+        "checksum", help="record (or --check) the SHA-256 of every file of a model folder you trust (SHA256SUMS)"
+    )
+    pk.add_argument("folder")
+    pk.add_argument("--check", action="store_true", help="verify the folder against its SHA256SUMS instead")
+    pk.set_defaults(func=cmd_checksum)
     return p
 
 

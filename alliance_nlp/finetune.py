@@ -50,6 +50,7 @@ from . import __version__
 from .classify import MarkerClassifier
 from .encoder import encode_batches
 from .errors import InputError, UsageError
+from .integrity import write_manifest
 from .labels import LABELS
 from .model import ContextLayer, pad_sequences, read_config, role_id, tokenize_utterances
 from .review.data import load_entries
@@ -857,6 +858,7 @@ def write_model(
         )
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(render_card(config), encoding="utf-8")
+        write_manifest(tmp)
         read_config(tmp)  # what analyze --model will check
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()

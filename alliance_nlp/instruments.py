@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .integrity import verify_file
 from .resources import resource_path
 from .session import SUBSCALES
 
@@ -53,6 +54,7 @@ def load_scale(name_or_path: str | os.PathLike) -> Scale:
         raise InputError(
             name_or_path, f"unknown instrument; shipped: {', '.join(available_scales())}, or give a scale file path"
         )
+    verify_file(p)
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
         scale = Scale(

@@ -138,7 +138,11 @@ class LinearModel:
     @classmethod
     def load(cls, path: str | os.PathLike) -> LinearModel:
         """Read a model file; any problem is a ModelError naming the file."""
+        from .integrity import verify_file
+
         path = Path(path)
+        if path.is_file():
+            verify_file(path)
         try:
             with open(path, encoding="utf-8") as fh:
                 return cls.from_dict(json.load(fh))

@@ -132,7 +132,11 @@ class WaiMapping:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> WaiMapping:
         """Read a mapping file (default: the shipped one); any problem is a ModelError naming the file."""
+        from .integrity import verify_file
+
         p = Path(path) if path else default_mapping_path()
+        if p.is_file():
+            verify_file(p)
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
             return cls.from_dict(d)

@@ -95,7 +95,11 @@ def gate_file() -> Path:
 
 def gate_results(model_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> dict[str, Any]:
     """{"int8-onnxruntime": {"passed": bool, "agreement": ..., ...}, ...} for this model ({} if never gated)."""
+    from .integrity import verify_file
+
     f = Path(path) if path else gate_file()
+    if f.is_file():
+        verify_file(f)
     try:
         data = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError):

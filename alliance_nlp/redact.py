@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .integrity import verify_file
 from .resources import resource_path
 from .session import Session, Turn, Utterance
 
@@ -372,6 +373,7 @@ class Tagger:
         for p in (mpath, gpath):
             if not p.is_file():
                 raise ModelError(f"{p}: redaction resource missing (run `python -m training.train_redactor`)")
+            verify_file(p)
         try:
             with gzip.open(mpath, "rt", encoding="utf-8") as fh:
                 m = json.load(fh)

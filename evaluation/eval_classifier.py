@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np  # noqa: E402
 
 from alliance_nlp.files import write_json_atomic  # noqa: E402
+from alliance_nlp.integrity import refresh_manifest_for  # noqa: E402
 from alliance_nlp.labels import LABELS  # noqa: E402
 from alliance_nlp.stats import cluster_bootstrap_counts, resampled_rows  # noqa: E402
 from training.annotations import ROOT as ANN_ROOT  # noqa: E402
@@ -284,6 +285,7 @@ def update_card(card: Path, r: dict) -> None:
     head, rest = text.split(CARD_BEGIN, 1)
     tail = rest.split(CARD_END, 1)[1]
     card.write_text(head + CARD_BEGIN + "\n" + render_card(r) + CARD_END + tail, encoding="utf-8")
+    refresh_manifest_for(card)
 
 
 def render_card(r: dict) -> str:

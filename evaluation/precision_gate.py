@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from alliance_nlp.files import write_json_atomic
+from alliance_nlp.integrity import refresh_manifest_for
 from alliance_nlp.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
         write_json_atomic(f, data)
+        refresh_manifest_for(f)
         print(f"wrote {f}", file=sys.stderr)
     print(
         json.dumps(

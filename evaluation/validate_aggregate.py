@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from alliance_nlp.aggregate import Aggregator, session_features
+from alliance_nlp.integrity import refresh_manifest_for
 from alliance_nlp.mapping import FEATURES, WaiMapping, default_mapping_path
 from evaluation.product import cached_sessions
 from training.corpora import read_annomi, read_esconv
@@ -194,6 +195,7 @@ def main(argv=None) -> int:
     print(render(report))
     if args.write_default:
         final.save(default_mapping_path())
+        refresh_manifest_for(default_mapping_path())
         print(f"wrote {default_mapping_path()}", file=sys.stderr)
     return 0
 

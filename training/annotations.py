@@ -65,6 +65,31 @@ def read_coder(coder: str, root: Path = ROOT) -> dict[tuple[str, str], Codes]:
     return {parse_session_filename(f.name): read_codes(f) for f in sorted(d.glob("*.txt"))} if d.is_dir() else {}
 
 
+def check_coder(coder: str, root: Path = ROOT, corpus_dir: str | None = None) -> list[str]:
+    """Problems in one coder's files: malformed lines, unknown sessions, missing or extra ids."""
+    problems, corpora = [], {}
+    for f in sorted((root / "raw" / coder).glob("*")):
+        try:
+            corpus, sess = parse_session_filename(f.name)
+            if f.suffix != ".txt" or corpus not in ("annomi", "esconv"):
+                raise ValueError(f"{f}: not a '<corpus>__<session>.txt' file")
+            codes = read_codes(f)
+            if corpus not in corpora:
+                corpora[corpus] = read_corpus(corpus, corpus_dir)
+            s = corpora[corpus].get(sess)
+            if s is None:
+                raise ValueError(f"{f}: no {corpus} session {sess!r}")
+            missing = sorted(set(range(len(s.utterances))) - set(codes))
+            extra = sorted(set(codes) - set(range(len(s.utterances))))
+            if missing or extra:
+                raise ValueError(
+                    f"{f}: missing ids {missing[:10]} extra ids {extra[:10]} ({len(s.utterances)} utterances)"
+                )
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def complete(codes: Codes, n_utterances: int) -> bool:
     return set(codes) == set(range(n_utterances))
 
@@ -351,7 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["build", "disagreements", "check"])
     ap.add_argument("--corpus-dir")
     ap.add_argument("--drafts", action="store_true", help="with disagreements: write adjudication drafts")
+    ap.add_argument("--root", type=Path, help="annotation folder holding raw/<coder>/ (default: this release's)")
+    ap.add_argument("--coder", help="with check: check only this coder's files (each one complete and well formed)")
     args = ap.parse_args(argv)
+    if args.command == "check" and args.coder:
+        problems = check_coder(args.coder, args.root or ROOT, args.corpus_dir)
+        for line in problems:
+            print(line)
+        return 1 if problems else 0
     if args.command == "disagreements":
         for line in disagreements(write_drafts=args.drafts):
             print(line)

@@ -429,6 +429,8 @@ def save_artifact(path: str | os.PathLike, encoder: Any, context: Any, config: d
     """Write adapter/ (peft LoRA), context.safetensors and config.json; never the base weights."""
     from safetensors.torch import save_file
 
+    from alliance_nlp.integrity import write_manifest
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(str(path / "adapter"))
@@ -442,3 +444,4 @@ def save_artifact(path: str | os.PathLike, encoder: Any, context: Any, config: d
     )
     cfg = dict(config, format=ARTIFACT_FORMAT, format_version=ARTIFACT_VERSION, labels=list(LABELS))
     (path / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
+    write_manifest(path)

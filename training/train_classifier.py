@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from alliance_nlp.integrity import write_manifest  # noqa: E402
 from training.annotations import RELEASE_NAME, ROOT  # noqa: E402
 from training.classifier import data_version, load_config, train  # noqa: E402
 from training.dataset import build_rows, load_annotations  # noqa: E402
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
         print(json.dumps(rec), flush=True)
 
     train(cfg, rows, out, log=log, data_info=data_version(ann))
+    if (out / "config.json").is_file():
+        write_manifest(out)  # the log was appended after the artifact was saved
     return 0
 
 

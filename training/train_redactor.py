@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alliance_nlp.integrity import refresh_manifest_for
 from alliance_nlp.redact import MODEL_FORMAT, Gazetteers, Tagger, token_features, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1032,6 +1033,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
         encoding="utf-8",
     )
+    refresh_manifest_for(out / "README.md")
     print(json.dumps(model["training"], indent=1))
     print(f"done in {time.time() - t0:.0f} s; wrote {out}")
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from alliance_nlp.integrity import refresh_manifest_for  # noqa: E402
 from training.corpora import CORPUS_ENV, resolve_corpus_dir  # noqa: E402
 from training.roles import (  # noqa: E402
     fit_role_model,
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
         f"unit role model: {unit.meta['n_train']} sentences, {len(unit.features)} features -> "
         f"{out / 'unit_role_model.json'} ({time.time() - t0:.0f}s)"
     )
+    refresh_manifest_for(out / "unit_role_model.json")
     return 0
 
 
