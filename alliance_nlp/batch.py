@@ -264,6 +264,7 @@ def analyze(
     engine: str = "local",
     scheduler: str | None = None,
     force: bool = False,
+    opaque_names: bool = False,
 ) -> BatchReport:
     """Analyse transcripts and write session.json, utterances.csv, summary.json and report.html per session.
 
@@ -273,7 +274,9 @@ def analyze(
     resumable (see the module doc), and `output/batch_report.json` records it.
     workers: processes on this machine ("auto": one per core when the batch is large enough);
     engine: "local" or "dask" (`scheduler`: address or scheduler file; default a LocalCluster of
-    `workers` processes). force: redo sessions already done."""
+    `workers` processes). force: redo sessions already done. opaque_names: name each session's folder
+    `session-<first 12 hex digits of the file's SHA-256>` instead of after its file (file names often
+    hold a client's name; used with redaction)."""
     if batch_size < 1:
         raise UsageError(f"batch size {batch_size}: must be at least 1")
     if engine not in ENGINES:
@@ -298,6 +301,7 @@ def analyze(
         engine=engine,
         scheduler=scheduler,
         force=force,
+        opaque_names=opaque_names,
     )
 
 
@@ -323,6 +327,9 @@ def _analyze_one(
             on_failure(rec)
 
     try:
+        from .manifest import clean_leftovers
+
+        clean_leftovers(out, min_age=60.0)  # an earlier killed run's half-written files
         session = read(f, format=format, **reader_options)
         done = list(pipe.pipe([session], batch_size=1, on_error=lambda s, exc: fail(exc)))
         for s in done:
@@ -368,6 +375,7 @@ def _analyze_batch(
     engine: str,
     scheduler: str | None,
     force: bool,
+    opaque_names: bool = False,
 ) -> BatchReport:
     from . import engines
     from .manifest import Manifest, RunLock, clean_leftovers, file_sha256, now, read_stamp
@@ -420,6 +428,7 @@ def _analyze_batch(
         clean_leftovers(out)
         manifest.load()
         names = output_names(files)
+        used: set[str] = set()
         todo: list[Task] = []
         for f in files:
             key = str(f.resolve())
@@ -439,6 +448,10 @@ def _analyze_batch(
                     }
                 )
                 continue
+            if opaque_names:
+                base = f"session-{sha[:12]}"
+                names[f] = next(n for k in range(len(files) + 1) if (n := base + (f"-{k}" if k else "")) not in used)
+            used.add(names[f])
             folder = out / names[f]
             if not force:
                 if manifest.is_done(key, sha, fingerprint, folder):

@@ -315,8 +315,8 @@ class MarkerClassifier:
                 if n == 0:
                     out.append(np.zeros((0, len(LABELS))))
                     continue
-                x, r, pad = pad_sequences([vec[pos : pos + n]], [[role_id(x) for x in s_roles]], self.device)
-                out.append(self.context(x, r, pad)[0].float().cpu().numpy())
+                x, r, _ = pad_sequences([vec[pos : pos + n]], [[role_id(x) for x in s_roles]], self.device)
+                out.append(self.context.forward_chunked(x, r)[0].float().cpu().numpy())  # one session: no padding
                 pos += n
         return out
 

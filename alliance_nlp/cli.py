@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from . import __version__
 from .errors import AllianceError, InputError, UsageError
+from .files import private_umask
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 DEPRECATED_COMMANDS = {"calibrate": "fit-mapping", "evaluate": "check-ratings"}  # until 0.3
@@ -79,7 +81,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else list(DEFAULT_STEPS)
     config: dict[str, dict[str, Any]] = {}
-    if args.therapist and "diarize" in steps:
+    if args.redact and args.redact_input:
+        raise UsageError("--redact and --redact-input: choose one (--redact-input already redacts every output)")
+    if args.redact_input:
+        steps = ["redact", *[s for s in steps if s != "redact"]]
+        # the classifier sees redacted text; a --therapist name is translated to its placeholder
+        config["redact"] = {"therapist": args.therapist} if args.therapist else {}
+    elif args.redact:
+        steps = [*[s for s in steps if s != "redact"], "redact"]
+        config["redact"] = {}
+    if args.therapist and "diarize" in steps and not args.redact_input:
         config["diarize"] = {"therapist": args.therapist}
     if "classify" in steps:
         config["classify"] = {
@@ -128,6 +139,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             engine=args.engine,
             scheduler=args.scheduler,
             force=args.force,
+            opaque_names=bool(args.redact or args.redact_input),
         )
     finally:
         if main_thread:
@@ -388,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"alliance-nlp {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log each stage; tracebacks for internal errors")
+    p.add_argument(
+        "--shared-output",
+        action="store_true",
+        help="create output files and folders as the umask allows (default: readable by you only, since "
+        "they hold clinical text; also ALLIANCE_NLP_SHARED_OUTPUT=1)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     pi = sub.add_parser("ingest", help="read a transcript into session JSON (no analysis)")
@@ -448,6 +466,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "onnx", "torch"],
         default=None,
         help="classifier runtime (default auto: ONNX Runtime on CPU, torch on a GPU)",
+    )
+    pa.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace names, places, dates, contacts, ids, organisations and URLs by typed placeholders "
+        "([NAME_1], [DATE_2], ...) in every output; the classifier reads the original text; batch "
+        "folders are named session-<hash>",
+    )
+    pa.add_argument(
+        "--redact-input",
+        action="store_true",
+        help="as --redact, but redact first, so the classifier reads only the redacted text",
     )
     pa.add_argument("-q", "--quiet", action="store_true")
     pa.set_defaults(func=cmd_analyze)
@@ -576,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    shared = args.shared_output or os.environ.get("ALLIANCE_NLP_SHARED_OUTPUT") == "1"
+    previous = None if shared else private_umask()
     try:
         return int(args.func(args))
     except AllianceError as exc:
@@ -584,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    finally:
+        if previous is not None:  # for callers that run the CLI in their own process (tests, notebooks)
+            os.umask(previous)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,21 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def private_umask() -> int:
+    """Make files and folders this process creates readable by the owner only (clinical data): add
+    0o077 to the umask. Returns the previous umask."""
+    mask = os.umask(0o077)
+    os.umask(mask | 0o077)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kw: Any) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path`; on success rename it over `path`, on any failure remove it."""
@@ -22,6 +37,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kw: Any) -> It
     try:
         with os.fdopen(fd, mode, **open_kw) as fh:
             yield fh
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: give the file what the umask allows
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

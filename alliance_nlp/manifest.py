@@ -201,14 +201,26 @@ def read_stamp(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def clean_leftovers(folder: Path) -> int:
-    """Remove temporary folders of killed runs (only while holding the lock). Returns how many."""
+def clean_leftovers(folder: Path, min_age: float = 0.0) -> int:
+    """Remove what killed runs left: temporary session folders, and the hidden `.<name>.<random>.tmp`
+    files of interrupted atomic writes (in `folder` and its session folders), which may hold transcript
+    rows. Batch runs call it holding the lock; a single-file run, which takes no lock, only removes
+    files older than `min_age` seconds (never a concurrent writer's). Returns how many were removed."""
     n = 0
-    if folder.is_dir():
-        for p in folder.iterdir():
-            if p.name.startswith((TMP_PREFIX, OLD_PREFIX)) and p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-                n += 1
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - min_age
+    for p in folder.iterdir():
+        if p.name.startswith((TMP_PREFIX, OLD_PREFIX)) and p.is_dir() and min_age == 0:
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+            continue
+        for f in [p] if p.is_file() else (p.iterdir() if p.is_dir() and not p.is_symlink() else []):
+            if f.name.startswith(".") and f.name.endswith(".tmp") and f.is_file():
+                with contextlib.suppress(OSError):
+                    if f.stat().st_mtime <= cutoff:
+                        f.unlink()
+                        n += 1
     return n
 
 

@@ -116,6 +116,22 @@ class ContextLayer(nn.Module):
             h = blk(h, self.attention_bias(T, pad, n, h.device).to(h.dtype))
         return self.head(self.norm(h))
 
+    def forward_chunked(self, x: torch.Tensor, roles: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+        """`forward` for one long session (B = 1) in overlapping chunks, with the same result: each layer
+        reaches `window` back and `lookahead` ahead, so a chunk padded by layers x that much gives
+        exactly its utterances' outputs, and memory grows linearly with the session, not with its
+        square (the attention bias of one chunk is (H, c, c), not (H, T, T))."""
+        T, n_layers = x.shape[1], len(self.blocks)
+        back, ahead = n_layers * self.window, n_layers * self.lookahead
+        if T <= chunk + back + ahead:
+            return self(x, roles)
+        outs = []
+        for s in range(0, T, chunk):
+            e = min(T, s + chunk)
+            a, b = max(0, s - back), min(T, e + ahead)
+            outs.append(self(x[:, a:b], roles[:, a:b])[:, s - a : e - a])
+        return torch.cat(outs, dim=1)
+
 
 def tokenize_utterances(
     tokenizer: Any, texts: Sequence[str], roles: Sequence[str | None], max_length: int

@@ -115,6 +115,18 @@ def _aggregate(**cfg: Any) -> Component:
     return Aggregator.load(**cfg)
 
 
+@register(
+    "redact",
+    requires=("turns",),
+    description="identifiers (names, places, dates, contacts, ids, organisations, URLs) replaced by typed "
+    "placeholders, consistently within the session; last (--redact) or first (--redact-input)",
+)
+def _redact(**cfg: Any) -> Component:
+    from .redact import RedactStage
+
+    return RedactStage(**cfg)
+
+
 DEFAULT_STEPS = ("diarize", "segment", "classify", "aggregate")
 
 

@@ -38,7 +38,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -1311,3 +1311,39 @@ def _redact_results(results: Any, speaker_map: dict[str, str]) -> Any:
 def redact_session(session: Session, **options: Any) -> Session:
     """`Redactor(**options).redact_session(session)`."""
     return Redactor(**options).redact_session(session)
+
+
+class RedactStage:
+    """The `redact` pipeline component: last (outputs without identifiers, the classifier saw the
+    original text) or first (the classifier sees only redacted text).
+
+    Placed first, a user's `therapist=` / `client=` speaker name is translated to the placeholder it
+    becomes and handed to diarize through `provenance["redact"]["roles"]` (placeholders only), so the
+    name itself never reaches an output."""
+
+    def __init__(self, therapist: str | None = None, client: str | None = None, **options: Any):
+        self.redactor = Redactor(**options)
+        self.roles = {k: v for k, v in (("therapist", therapist), ("client", client)) if v}
+
+    def __call__(self, session: Session) -> Session:
+        roles: dict[str, str] = {}
+        if self.roles:
+            mapping = {k.casefold(): v for k, v in self.redactor.speaker_map(session).items()}
+            for role, name in self.roles.items():
+                key = name.strip().casefold()
+                roles[role] = mapping.get(key) or next(
+                    (
+                        sid
+                        for sid, sp in session.speakers.items()
+                        if key in (sid.casefold(), (sp.name or "").casefold())
+                    ),
+                    name,
+                )
+        out = self.redactor.redact_session(session)
+        if roles:
+            out.provenance["redact"]["roles"] = roles
+        # like every stage, change the session given (batch runners track sessions by identity), and
+        # leave no reference to the original text in it
+        for f in fields(session):
+            setattr(session, f.name, getattr(out, f.name))
+        return session

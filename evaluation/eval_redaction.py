@@ -271,33 +271,29 @@ def forbidden_strings(es: EvalSession) -> set[str]:
     return out
 
 
-def survival(sessions: list[EvalSession], redactor: Redactor, tmp: Path) -> dict:
-    from alliance_nlp.export import export
-    from alliance_nlp.outputs import write_outputs
-    from alliance_nlp.pipeline import Pipeline
+def survival(sessions: list[EvalSession], tmp: Path) -> dict:
+    """Run the product as a user does (`alliance-nlp analyze --redact` / `--redact-input`, then
+    `alliance-nlp export` of the redacted results to every format) and search every file written for
+    every gold identifier."""
+    from alliance_nlp.cli import main as cli
 
-    pipe = Pipeline.from_names(["diarize", "segment", "classify", "aggregate"], {})
-    tag = Pipeline.from_names(["diarize", "segment", "classify"], {})
-    agg = Pipeline.from_names(["aggregate"], {}, provided={"turns", "roles", "units", "markers"})
     found: list[dict] = []
     files = 0
-    for mode in ("classify-original", "classify-redacted"):
-        for es in sessions:
-            if mode == "classify-original":
-                red = redactor.redact_session(pipe(read(es.clean_path)))
-            else:
-                red = agg(tag(redactor.redact_session(read(es.clean_path))))
-            out = tmp / mode / es.name
-            write_outputs(red, out / "analysis")
-            for fmt in ("eaf", "qdpx", "parquet", "txt"):
-                export([red], fmt, out / "export" / fmt)
-            texts = _file_texts(out)
-            files += sum(1 for k in texts if not k.endswith("#name"))
-            forbidden = forbidden_strings(es)
-            for k, txt in texts.items():
-                for s in forbidden:
-                    if re.search(r"(?<![\w])" + re.escape(s) + r"(?!\w)", txt):
-                        found.append({"mode": mode, "session": es.name, "file": Path(k).name, "surface": s})
+    inputs = [str(es.clean_path) for es in sessions]
+    for mode, flag in (("classify-original", "--redact"), ("classify-redacted", "--redact-input")):
+        out = tmp / mode
+        if cli(["analyze", *inputs, "-o", str(out / "analysis"), flag, "-q", "--workers", "1"]) != 0:
+            raise SystemExit(f"analyze {flag} failed")
+        for fmt in ("eaf", "qdpx", "parquet", "txt"):
+            if cli(["export", str(out / "analysis"), "--to", fmt, "-o", str(out / "export" / fmt)]) != 0:
+                raise SystemExit(f"export --to {fmt} failed")
+        texts = _file_texts(out)
+        files += sum(1 for k in texts if not k.endswith("#name"))
+        forbidden = {s: es.name for es in sessions for s in forbidden_strings(es)}
+        for k, txt in texts.items():
+            for s, name in forbidden.items():
+                if re.search(r"(?<![\w])" + re.escape(s) + r"(?!\w)", txt):
+                    found.append({"mode": mode, "session": name, "file": Path(k).name, "surface": s})
     return {"files_checked": files, "surviving": found, "sessions": len(sessions)}
 
 
@@ -352,24 +348,34 @@ def agreement(pairs: list[tuple[Session, Session]]) -> dict:
 def marker_agreement(
     sessions: list[EvalSession], redactor: Redactor, corpus_sample: int, corpus_dir: str | None
 ) -> dict:
+    from alliance_nlp.cli import main as cli
+    from alliance_nlp.manifest import file_sha256
+    from alliance_nlp.outputs import load_results
     from alliance_nlp.pipeline import Pipeline
 
     tag = Pipeline.from_names(["diarize", "segment", "classify"], {})
+    tag_redacted = Pipeline.from_names(["redact", "diarize", "segment", "classify"], {})
     out: dict = {}
-    own = [read(es.clean_path) for es in sessions]
+    own = [es.clean_path for es in sessions]
     examples = [
-        read(p)
+        p
         for p in sorted((ROOT / "data" / "examples").glob("session_*"))
         if p.suffix in (".txt", ".vtt", ".srt", ".csv", ".docx", ".cha") and "unlabelled" not in p.name
     ]
-    for name, group in (("evaluation transcripts", own), ("example sessions", examples)):
-        pairs = []
-        n_red = 0
-        for s in group:
-            red = redactor.redact_session(s)
-            n_red += sum(red.provenance["redact"]["placeholders"].values())
-            pairs.append((tag(s), tag(red)))
-        out[name] = {**agreement(pairs), "placeholders": n_red}
+    with tempfile.TemporaryDirectory() as td:
+        for name, group in (("evaluation transcripts", own), ("example sessions", examples)):
+            # the product both ways: `analyze` and `analyze --redact-input` (the classifier reads redacted text)
+            runs = {}
+            for flag in ("", "--redact-input"):
+                o = Path(td) / name.replace(" ", "_") / (flag or "plain")
+                if cli(["analyze", *map(str, group), "-o", str(o), "-q", "--workers", "1", *([flag] if flag else [])]):
+                    raise SystemExit(f"analyze {flag} failed on the {name}")
+                runs[flag] = load_results([str(o)])
+            plain, red = runs[""], runs["--redact-input"]
+            # plain folders are named after the file, redacted ones after its content hash
+            pairs = [(plain[Path(f).stem], red[f"session-{file_sha256(Path(f))[:12]}"]) for f in group]
+            n_red = sum(sum(r.provenance["redact"]["placeholders"].values()) for _, r in pairs)
+            out[name] = {**agreement(pairs), "placeholders": n_red}
     if corpus_sample:
         try:
             from evaluation.product import cached_sessions
@@ -395,13 +401,13 @@ def marker_agreement(
             utts_redacted = 0
             n_utts = 0
             for k, cs in pick.items():
-                red_in = redactor.redact_session(to_session(cs))
+                red_in = tag_redacted(to_session(cs))  # the product's redact stage, then the rest
                 for t, n in red_in.provenance["redact"]["placeholders"].items():
                     types[t] += n
                 for u in red_in.utterances:
                     n_utts += 1
                     utts_redacted += bool(re.search(r"\[[A-Z]+_\d+\]", u.text))
-                pairs.append((originals[k], tag(red_in)))
+                pairs.append((originals[k], red_in))
             out[corpus] = {
                 **agreement(pairs),
                 "distinct_placeholders": dict(types),
@@ -546,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
         res["scores_blind"] = score([s for s in sessions if s.name.startswith("b")], redactor)["per_type"]
         print(json.dumps(res["scores"]["per_type"], indent=1), file=sys.stderr)
         if not args.no_survival:
-            res["survival"] = survival(sessions, redactor, tmp)
+            res["survival"] = survival(sessions, tmp)
             print(f"surviving: {len(res['survival']['surviving'])}", file=sys.stderr)
         else:
             res["survival"] = {"files_checked": 0, "surviving": [], "sessions": 0}

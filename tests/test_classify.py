@@ -186,3 +186,19 @@ def test_shipped_model_tags_an_invented_session():
     # batch size does not change results (length-sorted batches are scattered back in order)
     small = MarkerClassifier.load(device="cpu", batch_size=2).predict_proba([invented_session()])[0]
     np.testing.assert_allclose(small, clf.predict_proba([invented_session()])[0], atol=1e-4)
+
+
+def test_context_layer_in_chunks_equals_the_whole_session():
+    """Long sessions run in overlapping chunks (memory linear in length) with the very same outputs."""
+    import torch
+
+    from alliance_nlp.model import ContextLayer
+
+    torch.manual_seed(0)
+    for layers, window, lookahead in ((1, 8, 0), (2, 4, 2)):
+        m = ContextLayer(16, dim=32, ffn=64, layers=layers, window=window, lookahead=lookahead).eval()
+        with torch.no_grad():
+            m.rel.normal_()
+        x, r = torch.randn(1, 700, 16), torch.randint(0, 3, (1, 700))
+        with torch.inference_mode():
+            assert torch.allclose(m(x, r), m.forward_chunked(x, r, chunk=64), atol=1e-5)

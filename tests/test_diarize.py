@@ -150,10 +150,12 @@ def test_user_override_by_name_case_insensitive():
     assert s.speakers["SPK1"].role == "client" and s.speakers["SPK2"].role == "therapist"
 
 
-def test_user_override_unknown_name_lists_speakers():
+def test_user_override_unknown_name_does_not_quote_the_speakers():
+    """Speaker names are transcript text (often a client's name): the error counts them, never lists them."""
     with pytest.raises(SpeakerNotFoundError) as e:
         Diarizer(therapist="Nobody")(make(dialogue()))
-    assert "Dana" in str(e.value) and "Sam" in str(e.value)
+    assert "'Nobody'" in str(e.value) and "2 speakers" in str(e.value)
+    assert "Dana" not in str(e.value) and "Sam" not in str(e.value)
 
 
 def test_unlabelled_lines_split_into_two_speakers():

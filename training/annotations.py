@@ -159,8 +159,32 @@ def primary_coder(
     return next((c for c in done if c not in second_coders), done[0] if done else None)
 
 
+def release_splits(assignments: dict, corpora: dict, keys: list[tuple[str, str]]) -> dict[str, str]:
+    """The split of every coded session: the release's fixed test sessions (and any session of a test
+    group) are "test"; the rest are dealt to train/validation by group (seeded), as in training."""
+    from training.dataset import DEFAULT_SEED, assign_splits
+
+    test = {tuple(s.split(" ", 1)) for s in assignments.get("test_sessions", [])}
+    test_groups = {(c, corpora[c][s].group) for c, s in test if s in corpora[c]}
+    out: dict[str, str] = {}
+    for corpus in ("annomi", "esconv"):
+        sizes: dict[str, int] = defaultdict(int)
+        for c, s in keys:
+            g = corpora[c][s].group
+            if c == corpus and (c, g) not in test_groups:
+                sizes[g] += len(corpora[c][s].utterances)
+        dealt = assign_splits(dict(sizes), DEFAULT_SEED, (0.85, 0.15, 0.0))
+        for c, s in keys:
+            if c == corpus:
+                g = corpora[c][s].group
+                out[f"{c} {s}"] = "test" if (c, g) in test_groups else dealt[g]
+    return out
+
+
 def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) -> dict:
     assignments = json.loads((root / "assignments.json").read_text())
+    version = assignments.get("release", VERSION)
+    release_name = f"alliance_markers.v{version}.jsonl"
     rounds = reliability_rounds(assignments)
     second_coders = {r["coders"][1] for r in rounds}
     corpora = {name: read_corpus(name, corpus_dir) for name in ("annomi", "esconv")}
@@ -229,9 +253,12 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
             )
 
     stats = statistics(records)
+    keys = sorted({(r["corpus"], r["session"]) for r in records})
+    splits = release_splits(assignments, corpora, keys) if "test_sessions" in assignments else None
     result = {
-        "version": VERSION,
-        "release": RELEASE_NAME,
+        "version": version,
+        "release": release_name,
+        "codebook": assignments.get("codebook", "1.0"),
         "utterances": len(records),
         "sessions": len({(r["corpus"], r["session"]) for r in records}),
         "adjudicated_sessions": len(adjudicated),
@@ -239,8 +266,20 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
         "statistics": stats,
         "problems": problems,
     }
+    if splits is not None:
+        result["test_sessions_fixed"] = len(assignments["test_sessions"])
+        result["coders"] = {c: sorted(f"{k[0]} {k[1]}" for k in cs) for c, cs in coders.items() if cs}
+        result["coded_by"] = {f"{r['corpus']} {r['session']}": r["coder"] for r in records}
+        result["splits"] = splits
+        result["split_counts"] = {
+            sp: {
+                "sessions": sum(v == sp for v in splits.values()),
+                "utterances": sum(n_utts(tuple(k.split(" ", 1))) for k, v in splits.items() if v == sp),
+            }
+            for sp in ("train", "validation", "test")
+        }
     if write:
-        with open(root / RELEASE_NAME, "w", encoding="utf-8") as fh:
+        with open(root / release_name, "w", encoding="utf-8") as fh:
             for r in records:
                 fh.write(json.dumps(r) + "\n")
         (root / "manifest.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -385,11 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         return 1 if problems else 0
     if args.command == "disagreements":
-        for line in disagreements(write_drafts=args.drafts):
+        for line in disagreements(root=args.root or ROOT, write_drafts=args.drafts):
             print(line)
         return 0
-    res = build(corpus_dir=args.corpus_dir, write=args.command == "build")
-    if args.command == "build":
+    res = build(root=args.root or ROOT, corpus_dir=args.corpus_dir, write=args.command == "build")
+    if args.command == "build" and res["version"] == VERSION:
         update_codebook(res, ROOT.parent / "codebook.md")
     for p in res["problems"]:
         print("warning:", p, file=sys.stderr)

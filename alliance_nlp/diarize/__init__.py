@@ -292,11 +292,10 @@ class Diarizer:
         for sid, sp in session.speakers.items():
             if sid.casefold() == key or (sp.name or "").casefold() == key:
                 return sid
-        listed = ", ".join(
-            f"{sid}" + (f" ({sp.name})" if sp.name and sp.name != sid else "") for sid, sp in session.speakers.items()
-        )
+        # the speakers' names are not listed: they are transcript text (often a client's name)
         raise SpeakerNotFoundError(
-            f"{session.source_path or session.id}: no speaker named {name!r}; speakers are: {listed}"
+            f"{session.source_path or session.id}: no speaker named {name!r} among its {len(session.speakers)} "
+            "speakers (`alliance-nlp ingest FILE` shows their ids)"
         )
 
     def attribute_roles(self, session: Session) -> Session:
@@ -307,7 +306,11 @@ class Diarizer:
             sp = session.speakers[sid]
             if sp.role_method == "label" and sp.role in ("therapist", "client", "other"):
                 fixed[sid] = (sp.role, 1.0, "label")
-        for role, name in (("therapist", self.therapist), ("client", self.client)):
+        given = session.provenance.get("redact", {}).get("roles", {})  # names redacted before diarize
+        for role, name in (
+            ("therapist", given.get("therapist", self.therapist)),
+            ("client", given.get("client", self.client)),
+        ):
             if name:
                 sid = self._match(session, name)
                 fixed[sid] = (role, 1.0, "user")
