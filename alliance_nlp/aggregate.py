@@ -5,8 +5,11 @@ and the within-session trajectory.
 Method (documented in the README):
 - Features and mapping: `alliance_nlp.mapping` (per-role mean marker probabilities and the repaired
   share, mapped per subscale by a ridge fitted to ratings). Total is the mean of the three subscales.
-- Interval: estimate +/- z * sqrt(residual variance of the mapping (cross-validated) + variance of
-  the estimate under a cluster bootstrap over blocks of `block` consecutive turns), clipped to 1-5.
+- Interval (a prediction interval for a rating): estimate +/- z * sqrt(residual variance of the
+  mapping (cross-validated) + variance of the estimate under a cluster bootstrap over blocks of
+  `block` consecutive turns), cut at 1 and 5, and `bound` says so when it is.
+- Indices (`alliance_nlp.indices`): transparent marker rates per 100 utterances with the bootstrap
+  interval of this session's utterances alone; they need no ratings.
   A resample is a count per block, so the bootstrap costs memory linear in the session's length.
 - Episodes: `alliance_nlp.episodes`; trajectory: the same estimate per window (`alliance_nlp.windows`).
 """
@@ -21,6 +24,7 @@ import numpy as np
 
 from .episodes import repaired_share, rupture_episodes
 from .errors import PipelineError
+from .indices import marker_indices
 from .labels import LABELS
 from .mapping import FEATURES, ROLES, SCALE, SCALE_MAX, SCALE_MIN, WaiMapping, features_from
 from .session import ESTIMATES, Estimate, Results, Session, WindowEstimate
@@ -113,12 +117,24 @@ class Aggregator:
         for k in ESTIMATES:
             resid = self.mapping.resid_sd.get(k, self.mapping.total_resid_sd())
             sd = float(np.sqrt(resid**2 + boot_var[k]))
+            q = self.mapping.resid_q.get(k) if k != "total" else self._total_q()
+            if q is not None and resid > 0:  # empirical residual quantiles, widened by this session's sampling
+                lo, hi = point[k] + q[0] * sd / resid, point[k] + q[1] * sd / resid
+            else:
+                lo, hi = point[k] - self.z * sd, point[k] + self.z * sd
+            cut = [side for side, hit in (("low", lo < SCALE_MIN), ("high", hi > SCALE_MAX)) if hit]
             out[k] = Estimate(
                 round(point[k], 3),
-                round(max(SCALE_MIN, point[k] - self.z * sd), 3),
-                round(min(SCALE_MAX, point[k] + self.z * sd), 3),
+                round(max(SCALE_MIN, lo), 3),
+                round(min(SCALE_MAX, hi), 3),
+                {0: None, 1: cut[0] if cut else None, 2: "both"}[len(cut)],
             )
         return out
+
+    def _total_q(self) -> tuple[float, float] | None:
+        """Total's residual quantiles: the mean of the subscales' (Total is their mean)."""
+        qs = [self.mapping.resid_q[k] for k in ("goal", "task", "bond") if k in self.mapping.resid_q]
+        return (float(np.mean([q[0] for q in qs])), float(np.mean([q[1] for q in qs]))) if len(qs) == 3 else None
 
     def __call__(self, session: Session) -> Session:
         P, roles = utterance_matrix(session)
@@ -133,7 +149,10 @@ class Aggregator:
                 WindowEstimate(w, self.estimate(P[lo:hi], roles[lo:hi], repaired_share(eps), turn_ids[lo:hi]), len(eps))
             )
         feats = features_from(P, roles, share)
+        _, turn_index = np.unique(turn_ids, return_inverse=True)
+        indices = marker_indices(P, roles, turn_index // self.block, self.n_boot, self.seed)
         session.results = Results(
+            indices=indices,
             estimates=self.estimate(P, roles, share, turn_ids),
             method={
                 "scale": SCALE,

@@ -317,7 +317,13 @@ def cmd_review(args: argparse.Namespace) -> int:
     from .review.app import serve
 
     return serve(
-        args.results, host=args.host, port=args.port, reviewer=args.reviewer, model=args.model, open_browser=args.open
+        args.results,
+        host=args.host,
+        port=args.port,
+        reviewer=args.reviewer,
+        model=args.model,
+        open_browser=args.open,
+        redact=args.redact,
     )
 
 
@@ -550,6 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded with each correction (default: the shipped model)",
     )
     pr.add_argument("--open", action="store_true", help="open the URL in a browser")
+    pr.add_argument(
+        "--redact",
+        action="store_true",
+        help="show every session with identifiers replaced by typed placeholders, under opaque ids "
+        "(corrections made here go to corrections.redacted.jsonl, which finetune does not read)",
+    )
     pr.set_defaults(func=cmd_review)
 
     pg = sub.add_parser(

@@ -38,6 +38,55 @@ ROLES = ("therapist", "client")
 FEATURES: tuple[str, ...] = tuple(f"{r}_{lab}" for r in ROLES for lab in LABELS) + ("repaired_share",)
 
 
+FAMILIES = ("constrained", "ridge")
+
+
+def signs(subscale: str) -> dict[str, int]:
+    """The constrained family's features for a subscale and the sign each weight must have: the
+    subscale's own marker for both roles (+), withdrawal and confrontation for both roles (-), the
+    therapist's repair and the repaired share of rupture episodes (+). Other markers are not read."""
+    own = subscale if subscale in LABELS else None
+    out = (
+        {f"{r}_{own}": 1 for r in ROLES}
+        if own
+        else {f"{r}_{lab}": 1 for r in ROLES for lab in ("goal", "task", "bond")}
+    )
+    out.update({f"{r}_{lab}": -1 for r in ROLES for lab in ("rupture_withdrawal", "rupture_confrontation")})
+    out.update({"therapist_repair": 1, "repaired_share": 1})
+    return out
+
+
+def fit_linear(name: str, X: np.ndarray, y: np.ndarray, family: str, alpha: float = 10.0) -> LinearModel:
+    """One subscale's model on all FEATURES (unread features weigh 0); missing features take the
+    training mean, features are standardised."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    imputer = SimpleImputer(strategy="mean", keep_empty_features=True).fit(X)
+    scaler = StandardScaler().fit(imputer.transform(X))
+    Z = scaler.transform(imputer.transform(X))
+    if family == "ridge":
+        est = Ridge(alpha=alpha).fit(Z, y)
+        coef, intercept = np.ravel(est.coef_), float(est.intercept_)
+    else:
+        sg = signs(name)
+        cols = [FEATURES.index(f) for f in sg]
+        sign = np.array(list(sg.values()), dtype=float)
+        est = Ridge(alpha=alpha, positive=True).fit(Z[:, cols] * sign, y)
+        coef = np.zeros(len(FEATURES))
+        coef[cols] = est.coef_ * sign
+        intercept = float(est.intercept_)
+    return LinearModel(
+        name=name,
+        features=list(FEATURES),
+        mean=imputer.statistics_.tolist(),  # missing features take the imputed (training) mean
+        scale=scaler.scale_.tolist(),
+        coef=coef.tolist(),
+        intercept=intercept,
+    )
+
+
 def default_mapping_path() -> Path:
     return resource_path("wai_mapping.json")
 
@@ -60,6 +109,9 @@ class WaiMapping:
     resid_sd: dict[str, float]
     features: tuple[str, ...] = FEATURES
     meta: dict[str, Any] = field(default_factory=dict)
+    # the 2.5% and 97.5% quantiles of the cross-validated residuals (rating - estimate): ratings are
+    # skewed (many at the top of the scale), so a 95% interval is not symmetric
+    resid_q: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -84,36 +136,41 @@ class WaiMapping:
         groups: Sequence[Any] | None = None,
         alpha: float = 10.0,
         meta: dict[str, Any] | None = None,
+        family: str = "constrained",
     ) -> WaiMapping:
-        """One ridge per subscale (NaN ratings skipped); residual SD from grouped 5-fold CV."""
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import Ridge
-        from sklearn.model_selection import GroupKFold, cross_val_predict
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+        """One linear model per subscale (NaN ratings skipped); residual SD from grouped 5-fold CV.
 
+        family "constrained" (the default): each subscale reads only its own marker's rates (+), the
+        rupture rates (-) and repair (+), with those signs enforced (non-negative ridge on sign-flipped
+        features, penalty `alpha`), so it cannot learn the quirks of one stand-in rating, and Goal,
+        Task and Bond differ whenever their markers do. "ridge": all 13 features, ridge penalty
+        `alpha` (the v0.2 mapping)."""
+        from sklearn.model_selection import GroupKFold
+
+        if family not in FAMILIES:
+            raise ValueError(f"family {family!r}: choose one of {', '.join(FAMILIES)}")
         X = np.asarray(X, dtype=float)
         g = np.arange(len(X)) if groups is None else np.asarray(groups)
         models, resid, info = {}, {}, {}
+        quantiles: dict[str, tuple[float, float]] = {}
         for name, y in Y.items():
             y = np.asarray(y, dtype=float)
             ok = ~np.isnan(y)
-            pipe = make_pipeline(
-                SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(), Ridge(alpha=alpha)
-            )
-            pipe.fit(X[ok], y[ok])
+            models[name] = fit_linear(name, X[ok], y[ok], family, alpha)
             n_splits = min(5, len(set(g[ok])))
             if n_splits >= 2:
-                pred = cross_val_predict(pipe, X[ok], y[ok], groups=g[ok], cv=GroupKFold(n_splits=n_splits))
+                pred = np.empty(int(ok.sum()))
+                for tr, te in GroupKFold(n_splits=n_splits).split(X[ok], y[ok], g[ok]):
+                    pred[te] = fit_linear(name, X[ok][tr], y[ok][tr], family, alpha).predict(X[ok][te])
                 sd = float(np.sqrt(np.mean((y[ok] - pred) ** 2)))
             else:
                 sd = float(np.std(y[ok]))
-            imputer, scaler, ridge = pipe.steps[0][1], pipe.steps[1][1], pipe.steps[2][1]
-            scaler.mean_ = imputer.statistics_  # missing features take the imputed (training) mean
-            models[name] = LinearModel.from_sklearn(name, FEATURES, scaler, ridge)
             resid[name] = sd
+            if n_splits >= 2:
+                r = y[ok] - pred
+                quantiles[name] = (float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975)))
             info[name] = {"n": int(ok.sum()), "cv_rmse": round(sd, 4)}
-        return cls(models, resid, FEATURES, {**(meta or {}), "fit": info, "alpha": alpha})
+        return cls(models, resid, FEATURES, {**(meta or {}), "fit": info, "alpha": alpha, "family": family}, quantiles)
 
     # ---- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -123,7 +180,14 @@ class WaiMapping:
             "scale": SCALE,
             "features": list(self.features),
             "meta": self.meta,
-            "subscales": {k: {"model": m.to_dict(), "resid_sd": self.resid_sd[k]} for k, m in self.models.items()},
+            "subscales": {
+                k: {
+                    "model": m.to_dict(),
+                    "resid_sd": self.resid_sd[k],
+                    **({"resid_quantiles": list(self.resid_q[k])} if k in self.resid_q else {}),
+                }
+                for k, m in self.models.items()
+            },
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -175,4 +239,9 @@ class WaiMapping:
             {k: float(v["resid_sd"]) for k, v in subs.items()},
             feats,
             dict(d.get("meta", {})),
+            {
+                k: (float(v["resid_quantiles"][0]), float(v["resid_quantiles"][1]))
+                for k, v in subs.items()
+                if "resid_quantiles" in v
+            },
         )

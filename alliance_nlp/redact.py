@@ -916,8 +916,34 @@ class Redactor:
                     continue  # ordinary words only ("Mm-hmm.", "Kind of.")
                 if not _inside(s, covered):
                     spans.append(s)
+        if "NAME" in self.types:
+            spans += self._gazetteer_names(text, [(s.start, s.end) for s in spans])
         spans = self._extend_names(text, merge_spans(spans, text))
         return [s for s in spans if s.type in self.types and not _in_placeholder(text, s)]
+
+    def _gazetteer_names(self, text: str, covered: list[tuple[int, int]]) -> list[Span]:
+        """A capitalised word inside a sentence that is a listed first name and no ordinary word
+        ("just Dennis now"): a name even where the tagger's context reads weakly. Sentence-initial words,
+        places, titles, kin and role words are left to the tagger."""
+        out = []
+        for m in _CAP_WORD.finditer(text):
+            w = m.group()
+            lw = w.lower()
+            if (
+                lw not in self.gaz.first
+                or w.isupper()
+                or is_common(w, self.gaz)
+                or lw in self.gaz.place
+                or lw in self.gaz.big_place
+                or lw in TITLES
+                or lw in KIN
+                or lw in ROLE_WORDS
+                or _sentence_initial(text, m.start())
+                or any(a < m.end() and b > m.start() for a, b in covered)
+            ):
+                continue
+            out.append(Span(m.start(), m.end(), "NAME", w, "gazetteer", 0.9))
+        return out
 
     def _known_name(self, w: str) -> bool:
         lw = w.lower()
@@ -1261,6 +1287,9 @@ def _in_placeholder(text: str, s: Span) -> bool:
         if m.start() <= s.start and s.end <= m.end():
             return True
     return False
+
+
+_CAP_WORD = re.compile(r"(?<![\w@.'’-])[A-Z][a-z]+(?:[-'’][A-Za-z]+)?(?![\w@])")
 
 
 def _sentence_initial(text: str, at: int) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from .files import write_json_atomic
 
 SCHEMA = "alliance-nlp/session"
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SUBSCALES: tuple[str, ...] = ("goal", "task", "bond")
 ESTIMATES: tuple[str, ...] = (*SUBSCALES, "total")
 
@@ -111,13 +111,31 @@ class Speaker:
 # ---- results (filled by the aggregate stage) ------------------------------------------------------
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate on the WAI-SR metric (item mean 1-5) with its interval; None when undefined."""
+    """A point estimate on the WAI-SR metric (item mean 1-5) with its 95% prediction interval for a
+    rating; None when undefined. `bound` says where the interval was cut at the scale's end ("low",
+    "high" or "both"): no silent clipping."""
 
     estimate: float | None
     low: float | None
     high: float | None
+    bound: str | None = None
 
-    def to_dict(self) -> dict[str, float | None]:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MarkerIndex:
+    """A transparent marker index: expected markers per 100 utterances, its 95% interval over this
+    session's utterances, and the value among the therapist's and the client's utterances."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    therapist: float | None
+    client: float | None
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -198,6 +216,7 @@ class Results:
     episodes: list[Episode] = field(default_factory=list)
     trajectory: list[WindowEstimate] = field(default_factory=list)
     trajectory_by: str | None = None
+    indices: dict[str, MarkerIndex] = field(default_factory=dict)  # goal, task, bond, rupture, repair
 
     @property
     def ruptures(self) -> dict[str, int]:
@@ -217,6 +236,7 @@ class Results:
             return {}
         return {
             **{k: v.to_dict() for k, v in self.estimates.items()},
+            "indices": {k: v.to_dict() for k, v in self.indices.items()},
             "estimate_method": self.method,
             "features": self.features,
             "episodes": [e.to_dict() for e in self.episodes],
@@ -236,6 +256,7 @@ class Results:
             episodes=[Episode.from_dict(e) for e in d.get("episodes", [])],
             trajectory=[WindowEstimate.from_dict(w) for w in traj.get("windows", [])],
             trajectory_by=traj.get("by"),
+            indices={k: MarkerIndex(**v) for k, v in (d.get("indices") or {}).items()},
         )
 
 

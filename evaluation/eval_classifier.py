@@ -37,7 +37,7 @@ from alliance_nlp.stats import cluster_bootstrap_counts, resampled_rows  # noqa:
 from training.annotations import ROOT as ANN_ROOT  # noqa: E402
 from training.annotations import cohen_kappa  # noqa: E402
 from training.classifier import average_precision  # noqa: E402
-from training.dataset import build_rows, load_annotations  # noqa: E402
+from training.dataset import build_rows, load_annotations, release_splits  # noqa: E402
 from training.thresholds import expected_calibration_error  # noqa: E402
 
 MODEL_NAMES = {
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     ann = Path(args.annotations) if args.annotations else model_release(read_config(args.model or default_model_path()))
-    rows = build_rows(load_annotations(ann), args.corpus_dir)
+    rows = build_rows(load_annotations(ann), args.corpus_dir, splits=release_splits(ann))
     key = lambda r: (r["corpus"], r["session"], r["position"])  # noqa: E731  (= sessions_from_rows order)
     split = {s: sorted((r for r in rows if r["split"] == s), key=key) for s in ("train", "validation", "test")}
     test = split["test"]

@@ -52,7 +52,7 @@ from evaluation.product import build_pipeline, run_pipeline  # noqa: E402
 from training.annotations import RELEASE_NAME  # noqa: E402
 from training.annotations import ROOT as ANN_ROOT  # noqa: E402
 from training.corpora import read_corpus  # noqa: E402
-from training.dataset import build_rows, load_annotations  # noqa: E402
+from training.dataset import build_rows, load_annotations, release_splits  # noqa: E402
 
 REVIEWER = "release-v1.1"
 FIGURES = ("macro_f1", "micro_f1", "macro_auprc", "exact_match")
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     release = ANN_ROOT / RELEASE_NAME
-    rows = build_rows(load_annotations(release), args.corpus_dir)
+    rows = build_rows(load_annotations(release), args.corpus_dir, splits=release_splits(release))
     clf = load_base_classifier()
     result: dict = {
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -264,7 +264,10 @@ def _has_pandas() -> bool:
 
 
 def forbidden_strings(es: EvalSession) -> set[str]:
-    out = {s for s in es.surfaces if len(s) >= 3}
+    """What must not appear in any output: every gold surface of 3+ characters and every word of a name,
+    except bare numbers under 5 digits (a phone extension "214"), which recur as counts and scores in
+    any output and identify no one on their own; span recall still counts them."""
+    out = {s for s in es.surfaces if len(s) >= 3 and not (s.isdigit() and len(s) < 5)}
     for g in es.gold + [Gold(es.name, "", 0, 0, "NAME", x) for x in es.label_gold]:
         if g.type == "NAME":
             out.update(w for w in re.findall(r"[^\W\d_]+(?:[-'][^\W\d_]+)*", g.text) if len(w) >= 3)

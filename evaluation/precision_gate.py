@@ -43,10 +43,12 @@ def test_sessions(model: str | None, corpus_dir: str | None) -> list:
     from alliance_nlp.classify import default_model_path
     from alliance_nlp.model import read_config
     from training.corpora import read_corpus
-    from training.dataset import build_rows, load_annotations, model_release
+    from training.dataset import build_rows, load_annotations, model_release, release_splits
 
     ann = model_release(read_config(model or default_model_path()))
-    rows = [r for r in build_rows(load_annotations(ann), corpus_dir) if r["split"] == "test"]
+    rows = [
+        r for r in build_rows(load_annotations(ann), corpus_dir, splits=release_splits(ann)) if r["split"] == "test"
+    ]
     out = []
     for corpus in sorted({r["corpus"] for r in rows}):
         whole = read_corpus(corpus, corpus_dir)

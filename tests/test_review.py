@@ -663,3 +663,30 @@ def test_review_in_chromium(driver, results, tmp_path):  # noqa: F811
     assert latest[b]["labels"] == [x for x in model[b]["markers"] if x != removed]
     assert latest[c]["labels"] == want_c and latest[c]["note"] == "client's complaint <b>not</b> taken up"
     assert all(r["model_labels"] == model[r["utterance"]]["markers"] for r in recs)
+
+
+def test_redacted_review_shows_no_identifier_and_keeps_its_corrections_apart(results):
+    from alliance_nlp.session import Session
+
+    f = results / "session_cbt" / "session.json"
+    s = Session.load(f)
+    u = s.turns[1].utterances[0]
+    u.text = "My brother Tobias Quenneville phoned from Dunmore on 07700 900456."
+    s.save(f)
+    app = create_app(results, token=TOKEN, port=PORT, reviewer="alice", redact=True)
+    c = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+    listing = c.get("/api/sessions", headers=AUTH)
+    assert listing.status_code == 200
+    ids = [x["id"] for x in listing.json()["sessions"]]
+    assert "session_cbt" not in ids and all(i.startswith("session-") for i in ids)
+    pages = [listing.text] + [c.get(f"/api/sessions/{i}", headers=AUTH).text for i in ids]
+    pages += [c.get(f"/sessions/{i}", headers=AUTH).text for i in ids]
+    for page in pages:
+        for ident in ("Tobias", "Quenneville", "Dunmore", "07700 900456"):
+            assert ident not in page
+    assert any("[NAME_" in p for p in pages)
+    sid = next(i for i in ids if "[NAME_" in c.get(f"/api/sessions/{i}", headers=AUTH).text)
+    r = post(c, {"utterance": 0, "labels": ["task"]}, sid=sid)
+    assert r.status_code in (200, 201), r.text
+    assert not (results / CORRECTIONS_FILE).exists()
+    assert (results / "corrections.redacted.jsonl").read_text().count(sid) == 1

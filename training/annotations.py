@@ -21,7 +21,8 @@ from pathlib import Path
 from alliance_nlp.labels import LABELS
 from training.corpora import read_corpus
 
-VERSION = "1.1"
+VERSION = "1.1"  # the release in data/annotations/ (v1.x); v2.x lives in data/annotations/v2/
+LATEST = "2.0"
 ROOT = Path(__file__).resolve().parents[1] / "data" / "annotations"
 RELEASE_NAME = f"alliance_markers.v{VERSION}.jsonl"
 
@@ -258,6 +259,7 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
     result = {
         "version": version,
         "release": release_name,
+        "path": (root / release_name).resolve().relative_to(ROOT.parents[1]).as_posix(),
         "codebook": assignments.get("codebook", "1.0"),
         "utterances": len(records),
         "sessions": len({(r["corpus"], r["session"]) for r in records}),
@@ -380,7 +382,7 @@ def render_stats(res: dict) -> str:
     st = res["statistics"]
     rows = [
         f"Release v{res['version']}: {res['utterances']} utterances in {res['sessions']} sessions "
-        f"(`data/annotations/{res['release']}`).",
+        f"(`{res.get('path', 'data/annotations/' + res['release'])}`).",
         "",
         "| corpus | speaker | utterances | " + " | ".join(f"`{l}`" for l in LABELS) + " | no marker |",
         "|---|---|---|" + "---|" * (len(LABELS) + 1),
@@ -428,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         return 0
     res = build(root=args.root or ROOT, corpus_dir=args.corpus_dir, write=args.command == "build")
-    if args.command == "build" and res["version"] == VERSION:
+    if args.command == "build" and res["version"] == LATEST:  # the codebook shows the newest release's figures
         update_codebook(res, ROOT.parent / "codebook.md")
     for p in res["problems"]:
         print("warning:", p, file=sys.stderr)

@@ -30,7 +30,21 @@ def model_release(model_config: dict) -> Path:
     """The annotation release a classifier was trained on (recorded in its config.json) when that file
     is here, else the current release: evaluating a model on another release's splits would leak."""
     name = model_config.get("training", {}).get("data", {}).get("release")
-    return ROOT / name if name and (ROOT / name).is_file() else ROOT / RELEASE_NAME
+    found = sorted(ROOT.rglob(Path(name).name)) if name else []  # v1.x in data/annotations, v2.x in v2/
+    return found[0] if found else ROOT / RELEASE_NAME
+
+
+def release_splits(path: str | os.PathLike) -> dict[tuple[str, str], str] | None:
+    """The fixed split of every session of a release whose manifest records them (release v2.0 on:
+    its test set never changes; new sessions join train/validation only); None for older releases,
+    whose splits are dealt by `assign_splits`."""
+    manifest = Path(path).parent / "manifest.json"
+    if not manifest.is_file():
+        return None
+    m = json.loads(manifest.read_text(encoding="utf-8"))
+    if m.get("release") != Path(path).name or "splits" not in m:
+        return None
+    return {tuple(k.split(" ", 1)): v for k, v in m["splits"].items()}  # type: ignore[misc]
 
 
 def load_annotations(path: str | os.PathLike | None = None) -> list[dict]:
@@ -59,8 +73,14 @@ def assign_splits(
 
 
 def build_rows(
-    annotations: list[dict], corpus_dir: str | None = None, context_turns: int = 4, seed: int = DEFAULT_SEED
+    annotations: list[dict],
+    corpus_dir: str | None = None,
+    context_turns: int = 4,
+    seed: int = DEFAULT_SEED,
+    splits: dict[tuple[str, str], str] | None = None,
 ) -> list[dict]:
+    """One row per coded utterance; `splits` (a release's fixed splits, see `release_splits`) when
+    given, else groups dealt to splits by `assign_splits`."""
     by_session: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for r in annotations:
         by_session[(r["corpus"], r["session"])][int(r["utterance"])] = r
@@ -89,7 +109,7 @@ def build_rows(
                         "corpus": corpus,
                         "session": sid,
                         "group": sess.group,
-                        "split": split_of[(corpus, sess.group)],
+                        "split": splits[(corpus, sid)] if splits else split_of[(corpus, sess.group)],
                         "utterance": u.utterance,
                         "position": pos,
                         "role": u.speaker,
@@ -113,5 +133,6 @@ def build_dataset(
     """A `datasets.DatasetDict` with train / validation / test (session-grouped)."""
     from datasets import Dataset, DatasetDict
 
-    rows = build_rows(load_annotations(annotations_path), corpus_dir, context_turns, seed)
+    path = annotations_path or ROOT / RELEASE_NAME
+    rows = build_rows(load_annotations(path), corpus_dir, context_turns, seed, release_splits(path))
     return DatasetDict({s: Dataset.from_list([r for r in rows if r["split"] == s]) for s in SPLITS})

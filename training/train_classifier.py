@@ -19,7 +19,7 @@ from pathlib import Path
 from alliance_nlp.integrity import write_manifest  # noqa: E402
 from training.annotations import RELEASE_NAME, ROOT  # noqa: E402
 from training.classifier import data_version, load_config, train  # noqa: E402
-from training.dataset import build_rows, load_annotations  # noqa: E402
+from training.dataset import build_rows, load_annotations, release_splits  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         else:
             setattr(cfg, top, json.loads(v))
     ann = Path(args.annotations) if args.annotations else ROOT / RELEASE_NAME
-    rows = build_rows(load_annotations(ann), args.corpus_dir)
+    rows = build_rows(load_annotations(ann), args.corpus_dir, splits=release_splits(ann))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     log_path = Path(args.log) if args.log else out / "train_log.jsonl"

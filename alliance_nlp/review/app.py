@@ -56,6 +56,8 @@ from .data import Entry, detail, load_entries, overview, safe_id
 from .pages import list_page, session_page
 from .store import CORRECTIONS_FILE, MAX_NOTE, CorrectionStore, check_reviewer, make_record
 
+REDACTED_CORRECTIONS_FILE = "corrections.redacted.jsonl"
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -236,10 +238,17 @@ class ReviewApp:
         reviewer: str | None = None,
         model: str | os.PathLike | None = None,
         max_body: int = MAX_BODY,
+        redact: bool = False,
     ):
         self.results = Path(results)
-        self.entries, self.warnings = load_entries(self.results, model)
-        self.store = CorrectionStore(self.results / CORRECTIONS_FILE)
+        redactor = None
+        if redact:
+            from ..redact import Redactor
+
+            redactor = Redactor()
+        self.entries, self.warnings = load_entries(self.results, model, redactor)
+        # a redacted view's corrections are keyed by its opaque ids: kept apart, never read by finetune
+        self.store = CorrectionStore(self.results / (REDACTED_CORRECTIONS_FILE if redact else CORRECTIONS_FILE))
         self.reviewer = check_reviewer(reviewer) if reviewer else default_reviewer()
         self.max_body = max_body
 
@@ -374,11 +383,12 @@ def create_app(
     reviewer: str | None = None,
     model: str | os.PathLike | None = None,
     max_body: int = MAX_BODY,
+    redact: bool = False,
 ) -> Guard:
     """The review app over `results`, guarded by `token`. `port` names the cookie (cookies ignore ports,
     so two servers on one machine must not share one); `host` decides which Host headers are accepted
     (loopback: 127.0.0.1, localhost and ::1; another address: any, the token still applies)."""
-    ra = ReviewApp(results, reviewer=reviewer, model=model, max_body=max_body)
+    ra = ReviewApp(results, reviewer=reviewer, model=model, max_body=max_body, redact=redact)
     routes = [
         Route("/", ra.index, methods=["GET"]),
         Route("/sessions/{sid}", ra.session, methods=["GET"]),
@@ -427,6 +437,7 @@ def serve(
     reviewer: str | None = None,
     model: str | os.PathLike | None = None,
     open_browser: bool = False,
+    redact: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -446,7 +457,7 @@ def serve(
     sock = bind(host, port)
     port = sock.getsockname()[1]
     try:
-        app = create_app(results, token=token, port=port, host=host, reviewer=reviewer, model=model)
+        app = create_app(results, token=token, port=port, host=host, reviewer=reviewer, model=model, redact=redact)
     except BaseException:
         sock.close()
         raise

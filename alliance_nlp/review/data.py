@@ -4,6 +4,7 @@ order (reviewers disagree; then unreviewed utterances whose probability is neare
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -80,10 +81,13 @@ def model_info(
 
 
 def load_entries(
-    results: str | os.PathLike, model_path: str | os.PathLike | None = None
+    results: str | os.PathLike, model_path: str | os.PathLike | None = None, redactor: Any = None
 ) -> tuple[dict[str, Entry], list[str]]:
     """The analysed sessions under `results` (every session.json, searched recursively), keyed by session
-    id, and warnings about the ones left out. An InputError when there are none."""
+    id, and warnings about the ones left out. An InputError when there are none.
+
+    With a `redactor` (alliance_nlp.redact.Redactor) every session is shown redacted, under an opaque id
+    (`session-<hash of its id>`), since ids are often file names that hold a client's name."""
     from ..outputs import summarize
 
     root = Path(results)
@@ -99,6 +103,10 @@ def load_entries(
         except (OSError, ValueError, KeyError, TypeError) as exc:
             warnings.append(f"{f}: skipped, not an analysed session ({str(exc)[:200]})")
             continue
+        if redactor is not None:
+            opaque = "session-" + hashlib.sha256(s.id.encode("utf-8")).hexdigest()[:12]
+            s = redactor.redact_session(s)
+            s.id = opaque
         if not safe_id(s.id):
             warnings.append(f"{f}: skipped, its session id {s.id[:80]!r} cannot be used in a URL")
             continue
@@ -107,7 +115,7 @@ def load_entries(
             continue
         summary: dict[str, Any] | None = None
         sf = f.parent / "summary.json"
-        if f.name == "session.json" and sf.is_file():
+        if f.name == "session.json" and sf.is_file() and redactor is None:
             try:
                 loaded = json.loads(sf.read_text(encoding="utf-8"))
                 summary = loaded if isinstance(loaded, dict) and loaded.get("session") == s.id else None
