@@ -196,6 +196,7 @@ def cmd_fit_mapping(args: argparse.Namespace) -> int:
         X,
         Y,
         alpha=args.alpha,
+        family=args.family,
         meta={"name": f"fitted on {Path(args.ratings).name}", "instrument": scale.name, "sessions": len(pairs)},
     )
     mapping.save(args.output)
@@ -212,7 +213,7 @@ def cmd_check_ratings(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .aggregate import Aggregator
-    from .agreement import agreement, render_table
+    from .agreement import agreement, binary_auc, render_table
     from .files import write_json_atomic
 
     scale, ratings, pairs = _rated_sessions(args)
@@ -231,12 +232,46 @@ def cmd_check_ratings(args: argparse.Namespace) -> int:
         ids = [sid for sid, _ in pairs if ratings[sid].get(k) is not None and est[sid][k].estimate is not None]
         if ids:
             report["subscales"][k] = agreement(
-                np.array([est[i][k].estimate for i in ids]), np.array([ratings[i][k] for i in ids]), n_boot=args.n_boot
+                np.array([est[i][k].estimate for i in ids]),
+                np.array([ratings[i][k] for i in ids]),
+                n_boot=args.n_boot,
+                low=np.array([est[i][k].low for i in ids], dtype=float),
+                high=np.array([est[i][k].high for i in ids], dtype=float),
             )
+    if args.outcome:
+        outcome = _binary_column(args.ratings, args.id_column, args.outcome)
+        ids = [sid for sid, _ in pairs if sid in outcome]
+        report["outcome"] = {
+            "column": args.outcome,
+            "auc_by_scale": {
+                k: binary_auc(
+                    np.array([est[i][k].estimate for i in ids], dtype=float),
+                    np.array([outcome[i] for i in ids]),
+                    n_boot=args.n_boot,
+                )
+                for k in ("goal", "task", "bond", "total")
+            },
+        }
     if args.output:
         write_json_atomic(args.output, report)
     print(render_table(report))
     return EXIT_OK
+
+
+def _binary_column(path: str, id_column: str, column: str) -> dict[str, int]:
+    """{session id: 0/1} from a CSV column with two distinct values (1/0, yes/no, true/false, or any
+    two labels: the one that sorts second is 1); an InputError naming the file and line otherwise."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or column not in reader.fieldnames:
+            raise InputError(path, f"no {column!r} column for --outcome", line=1)
+        raw = {row[id_column]: (row[column] or "").strip().lower() for row in reader if row.get(id_column)}
+    values = sorted({v for v in raw.values() if v})
+    truthy = {"1", "yes", "true", "high", "good"}
+    if len(values) != 2:
+        raise InputError(path, f"--outcome {column!r} must have exactly two values, found {len(values)}", field=column)
+    one = next((v for v in values if v in truthy), values[1])
+    return {sid: int(v == one) for sid, v in raw.items() if v}
 
 
 def cmd_course(args: argparse.Namespace) -> int:
@@ -502,10 +537,22 @@ def build_parser() -> argparse.ArgumentParser:
             _ratings_args(sp)
             if name == "fit-mapping":
                 sp.add_argument("-o", "--output", default="wai_mapping.json")
-                sp.add_argument("--alpha", type=float, default=10.0, help="ridge penalty")
+                sp.add_argument("--alpha", type=float, default=1.0, help="ridge penalty (default 1, as shipped)")
+                sp.add_argument(
+                    "--family",
+                    choices=["constrained", "ridge"],
+                    default="constrained",
+                    help="constrained (default): each subscale reads its own marker (+), ruptures (-) and "
+                    "repair (+) with those signs enforced; ridge: all 13 features, unconstrained",
+                )
             else:
                 _mapping_opt(sp, "WAI mapping file (default: the shipped one)")
                 sp.add_argument("--n-boot", type=int, default=1000)
+                sp.add_argument(
+                    "--outcome",
+                    metavar="COLUMN",
+                    help="a binary column of the ratings file (e.g. good/poor session): AUC of each estimate",
+                )
                 sp.add_argument("-o", "--output", help="write the full report (JSON)")
             sp.set_defaults(func=_deprecated(cmd, func) if deprecated else func)
 

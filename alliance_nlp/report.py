@@ -597,6 +597,10 @@ def _estimates_section(session: Session, summary: Mapping[str, Any]) -> str:
             if est["low"] is not None and est["high"] is not None
             else "no interval"
         )
+        raw = summary.get(k)
+        bound = raw.get("bound") if isinstance(raw, Mapping) else None
+        if bound in ("low", "high", "both"):
+            ci += {"low": ", cut at 1", "high": ", cut at 5", "both": ", cut at 1 and 5"}[bound]
         aria = f"{name}: {_num(est['estimate'])} on the 1 to 5 scale, {ci}"
         cards.append(
             f'<div class="card {k}"><h3>{name}</h3><p class="big">{_num(est["estimate"])}</p>'
@@ -654,7 +658,34 @@ def _estimates_section(session: Session, summary: Mapping[str, Any]) -> str:
     )
     return (
         f'<section id="estimates" aria-labelledby="h-est"><h2 id="h-est">Session estimates</h2>'
-        f'<div class="cards">{"".join(cards)}</div>{missing}<dl class="method">{dl}</dl>{caveat}</section>'
+        f'<div class="cards">{"".join(cards)}</div>{missing}{_indices_table(summary)}'
+        f'<dl class="method">{dl}</dl>{caveat}</section>'
+    )
+
+
+INDEX_NAMES = {"goal": "Goal", "task": "Task", "bond": "Bond", "rupture": "Rupture", "repair": "Repair"}
+
+
+def _indices_table(summary: Mapping[str, Any]) -> str:
+    """The transparent marker indices: markers per 100 utterances, with this session's interval."""
+    idx = summary.get("indices")
+    if not isinstance(idx, Mapping) or not idx:
+        return ""
+    rows = []
+    for k, name in INDEX_NAMES.items():
+        v = idx.get(k)
+        if not isinstance(v, Mapping):
+            continue
+        rows.append(
+            f"<tr><th scope=\"row\">{_e(name)}</th><td>{_num(v.get('value'), 1)}</td>"
+            f"<td>{_num(v.get('low'), 1)}–{_num(v.get('high'), 1)}</td>"
+            f"<td>{_num(v.get('therapist'), 1)}</td><td>{_num(v.get('client'), 1)}</td></tr>"
+        )
+    return (
+        '<table class="indices"><caption>Marker indices: expected markers per 100 utterances (no ratings '
+        "needed; the interval is this session's sampling uncertainty only)</caption><thead><tr><th scope=\"col\">"
+        'index</th><th scope="col">all</th><th scope="col">95% interval</th><th scope="col">therapist</th>'
+        f'<th scope="col">client</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
     )
 
 

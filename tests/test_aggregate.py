@@ -1,5 +1,7 @@
 """Session estimates, rupture-repair episodes, trajectories and course shapes on invented sessions."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,24 @@ def test_mapping_file_errors_are_one_line(tmp_path):
 )
 def test_course_shape(totals, shape):
     assert course_shape(totals) == shape
+
+
+def test_goal_and_task_move_apart_on_our_invented_pair():
+    """Goal and Task come from their own markers: aims talk raises Goal over Task, planning the reverse."""
+    from alliance_nlp import Pipeline
+    from alliance_nlp.ingest import read
+
+    root = Path(__file__).resolve().parents[1] / "data" / "examples"
+    pipe = Pipeline.from_names()
+    goals = pipe(read(root / "session_goals.txt")).results
+    tasks = pipe(read(root / "session_tasks.txt")).results
+    assert goals.indices["goal"].value > tasks.indices["goal"].value
+    assert tasks.indices["task"].value > goals.indices["task"].value
+    g, t = goals.estimates, tasks.estimates
+    assert g["goal"].estimate - g["task"].estimate > 0 > t["goal"].estimate - t["task"].estimate
+    for res in (goals, tasks):  # an interval cut at the scale's end says so
+        for e in res.estimates.values():
+            assert (e.bound is not None) == (e.low == 1.0 or e.high == 5.0)
+            assert e.low <= e.estimate <= e.high
+        for idx in res.indices.values():
+            assert idx.low <= idx.value <= idx.high

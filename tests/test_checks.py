@@ -135,6 +135,20 @@ def test_fit_mapping_then_check_ratings_cli(tmp_path, capsys):
     r = json.loads(rep.read_text())
     assert r["sessions_matched"] == 12 and r["subscales"]["bond"]["spearman_rho"]["value"] > 0.8
     assert "ICC" in capsys.readouterr().out
+    bond = r["subscales"]["bond"]
+    assert 0 <= bond["interval_coverage"] <= 1 and bond["interval_median_width"] > 0
+    assert bond["mae_predicting_the_mean"] > bond["mae"]["value"]  # better than predicting the mean
+    # a binary outcome (good vs poor session): AUC of each estimate, with its interval
+    rows = (tmp_path / "ratings.csv").read_text().splitlines()
+    rows = [rows[0] + ",quality"] + [row + (",good" if i >= 6 else ",poor") for i, row in enumerate(rows[1:])]
+    (tmp_path / "ratings.csv").write_text("\n".join(rows) + "\n")
+    args = ["check-ratings", str(tmp_path / "out"), "--ratings", str(tmp_path / "ratings.csv")]
+    assert main([*args, "--mapping", str(mapping), "-o", str(rep), "--n-boot", "100", "--outcome", "quality"]) == 0
+    auc = json.loads(rep.read_text())["outcome"]["auc_by_scale"]["bond"]
+    assert auc["positives"] == 6 and auc["auc"]["value"] > 0.9
+    assert "AUC of bond for quality" in capsys.readouterr().out
+    assert main([*args, "--outcome", "nope"]) == 2
+    assert "no 'nope' column" in capsys.readouterr().err
 
 
 def test_old_command_spellings_still_work_with_a_notice(tmp_path, capsys):

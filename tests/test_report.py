@@ -194,3 +194,19 @@ def test_index_links_reports_and_draws_courses(analysed, tmp_path):
     assert len(doc.get_element_by_id("distributions").xpath(".//svg")) == 5
     # no mapping: no courses, and a note saying why
     assert "No client mapping" in render_index(entries, failures)
+
+
+def test_report_shows_marker_indices_and_says_when_an_interval_is_cut(analysed):
+    session, summary = analysed
+    doc = _doc(render_report(session, summary))
+    table = doc.xpath("//table[@class='indices']")
+    assert table and "per 100 utterances" in table[0].text_content()
+    rows = {
+        r.xpath("./th")[0].text_content(): [c.text_content() for c in r.xpath("./td")]
+        for r in table[0].xpath(".//tbody/tr")
+    }
+    assert set(rows) == {"Goal", "Task", "Bond", "Rupture", "Repair"}
+    assert rows["Task"][0] == f"{summary['indices']['task']['value']:.1f}"
+    cut = [k for k in ("goal", "task", "bond", "total") if summary[k]["bound"] == "high"]
+    text = doc.text_content()
+    assert text.count("cut at 5") == len(cut)
