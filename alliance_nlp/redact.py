@@ -669,7 +669,21 @@ def org_spans(text: str) -> list[Span]:
             out.append(Span(s, m.end(), "ORG", text[s : m.end()], "title"))
     for m in _SAINT_RE.finditer(text):
         out.append(Span(m.start(), m.end(), "ORG", m.group(), "title"))
+    for m in _ACRONYM_ORG_RE.finditer(text):  # "the HSE addiction service", "the VA clinic"
+        if m.group(1) not in NOT_ORG_ACRONYMS:
+            out.append(Span(m.start(1), m.end(1), "ORG", m.group(1), "title"))
     return out
+
+
+# Clinical, technical and everyday acronyms that name no organisation ("the CBT group", "the GP surgery").
+NOT_ORG_ACRONYMS = frozenset(
+    "CBT DBT ACT EMDR MI IPT GP GPS ADHD ADD PTSD OCD ASD BPD TV OK ID UK US USA EU ER ED ICU MRI CT IT HR PE "
+    "AI PC ATM DNA HIV AIDS STD STI COVID IQ UN AM PM BMI ECG EEG OT PT SLT IEP SEN SENCO".split()
+)
+_ACRONYM_ORG_RE = re.compile(
+    r"\b([A-Z]{2,6})\b(?=\s+(?:[a-z][\w-]*\s+){0,2}(?:service|services|clinic|team|unit|trust|centre|center|"
+    r"hospital|programme|program|helpline|charity|foundation|council|department|agency|office)\b)"
+)
 
 
 def title_spans(text: str) -> list[Span]:
@@ -1015,15 +1029,22 @@ class Redactor:
                 turn_spans[key] = merge_spans(turn_spans[key] + [h for h in header_spans(s) if h.type in self.types], s)
         if self.propagate:
             found = [sp for spans in turn_spans.values() for sp in spans]
-            surfaces = self._surfaces(found, list(texts.values()), speaker_parts)
+            surfaces = self._surfaces(found, list(texts.values()), speaker_parts, _capital_counts(texts.values()))
             for key, s in texts.items():
                 turn_spans[key] = merge_spans(turn_spans[key] + self._propagated(s, surfaces), s)
         return turn_spans, speaker_parts
 
     def _surfaces(
-        self, spans: Iterable[Span], texts: Sequence[str], speaker_parts: dict[str, list[str]] | None = None
+        self,
+        spans: Iterable[Span],
+        texts: Sequence[str],
+        speaker_parts: dict[str, list[str]] | None = None,
+        capitals: dict[str, int] | None = None,
     ) -> dict[str, tuple[str, bool]]:
-        """Strings to redact wherever they occur: surface -> (type, case_sensitive)."""
+        """Strings to redact wherever they occur: surface -> (type, case_sensitive). An unknown word the
+        tagger alone found is spread when it scored 0.8, or 0.5 when it is written capitalised at least
+        twice in the session (a recurring name, such as a child's, that the tagger caught once)."""
+        capitals = capitals or {}
         out: dict[str, tuple[str, bool]] = {}
 
         def add_word(w: str, typ: str, trusted: bool = True, score: float = 1.0) -> None:
@@ -1035,7 +1056,7 @@ class Redactor:
                 return
             if lw in {"i", "the", "a", "an", "and", "of", "my", "st"}:
                 return
-            if not trusted and not known and score < 0.8:
+            if not trusted and not known and score < (0.5 if capitals.get(w, 0) >= 2 else 0.8):
                 return  # an unknown word the tagger alone found: not spread on its own
             out.setdefault(w, (typ, is_common(w, self.gaz) or not trusted))
 
@@ -1290,6 +1311,15 @@ def _in_placeholder(text: str, s: Span) -> bool:
 
 
 _CAP_WORD = re.compile(r"(?<![\w@.'’-])[A-Z][a-z]+(?:[-'’][A-Za-z]+)?(?![\w@])")
+
+
+def _capital_counts(texts: Iterable[str]) -> dict[str, int]:
+    """How often each capitalised word occurs across the session's texts."""
+    counts: dict[str, int] = {}
+    for t in texts:
+        for m in _CAP_WORD.finditer(t):
+            counts[m.group()] = counts.get(m.group(), 0) + 1
+    return counts
 
 
 def _sentence_initial(text: str, at: int) -> bool:

@@ -259,7 +259,7 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
     result = {
         "version": version,
         "release": release_name,
-        "path": (root / release_name).resolve().relative_to(ROOT.parents[1]).as_posix(),
+        "path": _display_path(root / release_name),
         "codebook": assignments.get("codebook", "1.0"),
         "utterances": len(records),
         "sessions": len({(r["corpus"], r["session"]) for r in records}),
@@ -286,6 +286,14 @@ def build(root: Path = ROOT, corpus_dir: str | None = None, write: bool = True) 
                 fh.write(json.dumps(r) + "\n")
         (root / "manifest.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def _display_path(path: Path) -> str:
+    """The release's path relative to the repository when it is inside it, else as given."""
+    try:
+        return path.resolve().relative_to(ROOT.parents[1]).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _order(session: str):

@@ -13,7 +13,8 @@ repair and parts of bond and task, so no v1.x code is carried over), whole sessi
   session is coded independently by two coders (pairs TA/TB, TC/TD, ...) and adjudicated.
 - **Coverage (train/validation).** Every other AnnoMI development transcript, then ESConv *train*
   conversations (those v1.1 coded first: they were chosen for ruptures; then by the same ranking) until
-  the release holds TARGET utterances; then, as an extension, the rest of ESConv train in the same order.
+  the release holds TARGET utterances; then, as an extension, the rest of ESConv train in the same order,
+  and the 46 ESConv valid conversations v1.1 trained on (so every v1.x session is re-coded).
 
 Run: python data/annotations/make_assignments_v2.py   (writes assignments_v2.json; seeded, reproducible
 given the shipped v1 classifier, alliance-markers-v1 trained on release v1.1)
@@ -137,6 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     # coverage extension: the rest of ESConv train (withdrawal and repair were still under 500 at TARGET)
     taken = {key(s) for s in cover}
     cover_more = [s for s in sorted(coded_before, key=key) + rest if key(s) not in taken]
+    # and the ESConv valid conversations v1.1 trained on, so that every session of v1.x is re-coded
+    # under codebook v2.0 (they are outside the session-level check anyway: a training release holds them)
+    valid_v11 = sorted(
+        (
+            s
+            for s in esconv.values()
+            if s.session.startswith("valid:") and split.get((s.corpus, s.session)) in ("train", "validation")
+        ),
+        key=key,
+    )
 
     batches = []
     for i, b in enumerate(_batches(test, BATCH) + _batches(extra, BATCH)):
@@ -144,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         batches.append(
             {"name": f"test-{i + 1}", "split": "test", "coders": list(pair), "sessions": [key(s) for s in b]}
         )
-    for i, b in enumerate(_batches(cover, BATCH) + _batches(cover_more, BATCH)):
+    for i, b in enumerate(_batches(cover, BATCH) + _batches(cover_more, BATCH) + _batches(valid_v11, BATCH)):
         batches.append(
             {
                 "name": f"cover-{i + 1}",
