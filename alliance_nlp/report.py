@@ -677,13 +677,13 @@ def _indices_table(summary: Mapping[str, Any]) -> str:
         if not isinstance(v, Mapping):
             continue
         rows.append(
-            f"<tr><th scope=\"row\">{_e(name)}</th><td>{_num(v.get('value'), 1)}</td>"
+            f'<tr><th scope="row">{_e(name)}</th><td>{_num(v.get("value"), 1)}</td>'
             f"<td>{_num(v.get('low'), 1)}–{_num(v.get('high'), 1)}</td>"
             f"<td>{_num(v.get('therapist'), 1)}</td><td>{_num(v.get('client'), 1)}</td></tr>"
         )
     return (
         '<table class="indices"><caption>Marker indices: expected markers per 100 utterances (no ratings '
-        "needed; the interval is this session's sampling uncertainty only)</caption><thead><tr><th scope=\"col\">"
+        'needed; the interval is this session\'s sampling uncertainty only)</caption><thead><tr><th scope="col">'
         'index</th><th scope="col">all</th><th scope="col">95% interval</th><th scope="col">therapist</th>'
         f'<th scope="col">client</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
     )
