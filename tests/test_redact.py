@@ -204,3 +204,16 @@ def test_speaker_map_and_idempotence(redactor: Redactor) -> None:
     again = redactor.redact_session(red)
     assert [t.text for t in again.turns] == [t.text for t in red.turns]
     assert list(again.speakers) == list(red.speakers)
+
+
+def test_acronym_organisations_and_clinical_acronyms(redactor: Redactor) -> None:
+    out = redactor.redact_text(
+        "She gave me the QRX addiction service number. We did CBT group work; the GP surgery rang."
+    )
+    assert "QRX" not in out and "[ORG_1] addiction service" in out
+    assert "CBT group" in out and "GP surgery" in out  # clinical acronyms are not organisations
+
+
+def test_a_first_name_inside_a_sentence_is_a_name(redactor: Redactor) -> None:
+    out = redactor.redact_text("He's retired now, it's just Dennis these days, and he's solid.")
+    assert "Dennis" not in out and "[NAME_1]" in out

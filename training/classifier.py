@@ -191,12 +191,15 @@ def data_version(path: str | os.PathLike | None) -> dict[str, Any]:
     """Identify the annotation release a model was trained on (name, version, SHA-256, size)."""
     if path is None or not Path(path).is_file():
         return {"release": None}
+    import re
+
     from training.annotations import VERSION
 
     p = Path(path)
     h = hashlib.sha256(p.read_bytes()).hexdigest()
     n = sum(1 for line in p.open(encoding="utf-8") if line.strip())
-    return {"release": p.name, "version": VERSION, "sha256": h, "utterances": n}
+    m = re.search(r"\.v(\d+(?:\.\d+)*)\.jsonl$", p.name)
+    return {"release": p.name, "version": m.group(1) if m else VERSION, "sha256": h, "utterances": n}
 
 
 def train(
