@@ -170,12 +170,31 @@ def main(argv=None) -> int:
     trained_on = config.get("training", {}).get("data", {})
     now = data_version(ann)
     if trained_on.get("sha256") and trained_on.get("sha256") != now.get("sha256"):
-        print(
-            f"warning: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
-            f"{now['sha256'][:12]}; splits are drawn per release, so some test sessions of this release "
-            "may have been trained on: figures from this run are not held-out",
-            file=sys.stderr,
-        )
+        # another release: count the test sessions (and groups) the model's own release trained on
+        own = model_release(config)
+        leaked = None
+        if own.is_file() and data_version(own).get("sha256") == trained_on["sha256"]:
+            own_rows = build_rows(load_annotations(own), args.corpus_dir, splits=release_splits(own))
+            seen = {(r["corpus"], r["group"]) for r in own_rows if r["split"] != "test"}
+            leaked = len({(r["corpus"], r["session"]) for r in test if (r["corpus"], r["group"]) in seen})
+        if leaked == 0:
+            print(
+                f"note: the model was trained on release {trained_on.get('release')}; none of this release's "
+                "test sessions (or their groups) is in its training or validation data",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"warning: the model was trained on release sha256 {trained_on['sha256'][:12]}, evaluating on "
+                f"{now['sha256'][:12]}; "
+                + (
+                    f"{leaked} test sessions of this release"
+                    if leaked
+                    else "some test sessions of this release (its release file is not here to check)"
+                )
+                + " may have been trained on: figures from this run are not held-out",
+                file=sys.stderr,
+            )
     analysed = {}
     for corpus in sorted({r["corpus"] for r in test}):
         whole = read_corpus(corpus, args.corpus_dir)
