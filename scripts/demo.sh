@@ -7,5 +7,5 @@ bash scripts/setup.sh
 .venv/bin/python - <<'PY'
 import json
 s = json.load(open("out/example/summary.json"))
-print(json.dumps({k: s[k] for k in ("counts", "roles", "goal", "task", "bond", "total") if k in s}, indent=1))
+print(json.dumps({k: s[k] for k in ("counts", "roles", "goal", "task", "bond", "total", "indices") if k in s}, indent=1))
 PY
