@@ -76,6 +76,11 @@ class Aggregator:
         """With the mapping file at `path` (default: the shipped mapping)."""
         return cls(WaiMapping.load(path), **kw)
 
+    def clusters(self, turn_ids: np.ndarray) -> np.ndarray:
+        """The bootstrap's cluster of each utterance: blocks of `block` consecutive turns, numbered 0.."""
+        _, turn_index = np.unique(np.asarray(turn_ids), return_inverse=True)
+        return turn_index // self.block
+
     # ---- estimates ------------------------------------------------------------------------
     def _role_sums(
         self, P: np.ndarray, roles: np.ndarray, clusters: np.ndarray, n_clusters: int
@@ -97,9 +102,7 @@ class Aggregator:
         if len(P) == 0:
             return {k: Estimate(None, None, None) for k in ESTIMATES}
         point = {k: float(v[0]) for k, v in self.mapping.predict(features_from(P, roles, share)).items()}
-        ids = np.arange(len(P)) if turn_ids is None else np.asarray(turn_ids)
-        _, turn_index = np.unique(ids, return_inverse=True)
-        clusters = turn_index // self.block
+        clusters = self.clusters(np.arange(len(P)) if turn_ids is None else turn_ids)
         n_clusters = int(clusters.max()) + 1
         boot_var = dict.fromkeys(ESTIMATES, 0.0)
         if n_clusters >= 2 and self.n_boot > 0:
@@ -127,7 +130,7 @@ class Aggregator:
                 round(point[k], 3),
                 round(max(SCALE_MIN, lo), 3),
                 round(min(SCALE_MAX, hi), 3),
-                {0: None, 1: cut[0] if cut else None, 2: "both"}[len(cut)],
+                "both" if len(cut) == 2 else (cut[0] if cut else None),
             )
         return out
 
@@ -149,8 +152,7 @@ class Aggregator:
                 WindowEstimate(w, self.estimate(P[lo:hi], roles[lo:hi], repaired_share(eps), turn_ids[lo:hi]), len(eps))
             )
         feats = features_from(P, roles, share)
-        _, turn_index = np.unique(turn_ids, return_inverse=True)
-        indices = marker_indices(P, roles, turn_index // self.block, self.n_boot, self.seed)
+        indices = marker_indices(P, roles, self.clusters(turn_ids), self.n_boot, self.seed)
         session.results = Results(
             indices=indices,
             estimates=self.estimate(P, roles, share, turn_ids),

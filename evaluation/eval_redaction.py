@@ -348,9 +348,7 @@ def agreement(pairs: list[tuple[Session, Session]]) -> dict:
     }
 
 
-def marker_agreement(
-    sessions: list[EvalSession], redactor: Redactor, corpus_sample: int, corpus_dir: str | None
-) -> dict:
+def marker_agreement(sessions: list[EvalSession], corpus_sample: int, corpus_dir: str | None) -> dict:
     from alliance_nlp.cli import main as cli
     from alliance_nlp.manifest import file_sha256
     from alliance_nlp.outputs import load_results
@@ -560,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             res["survival"] = {"files_checked": 0, "surviving": [], "sessions": 0}
         if not args.no_agreement:
-            res["agreement"] = marker_agreement(sessions, redactor, args.corpus_sample, args.corpus_dir)
+            res["agreement"] = marker_agreement(sessions, args.corpus_sample, args.corpus_dir)
     res["seconds"] = round(time.time() - t0, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
