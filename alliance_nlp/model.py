@@ -108,13 +108,17 @@ class ContextLayer(nn.Module):
             bias = bias.masked_fill(pad[:, None, None, :] & ~eye, float("-inf"))
         return bias
 
-    def forward(self, x: torch.Tensor, roles: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T, in_dim) utterance vectors; roles: (B, T) role ids; pad: (B, T) bool, True = padding."""
+    def features(self, x: torch.Tensor, roles: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        """The contextual utterance vectors the head reads (training attaches auxiliary heads here)."""
         h = self.inp(x) + self.role(roles)
         T = h.shape[1]
         for n, blk in enumerate(self.blocks):
             h = blk(h, self.attention_bias(T, pad, n, h.device).to(h.dtype))
-        return self.head(self.norm(h))
+        return self.norm(h)
+
+    def forward(self, x: torch.Tensor, roles: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, in_dim) utterance vectors; roles: (B, T) role ids; pad: (B, T) bool, True = padding."""
+        return self.head(self.features(x, roles, pad))
 
     def forward_chunked(self, x: torch.Tensor, roles: torch.Tensor, chunk: int = 512) -> torch.Tensor:
         """`forward` for one long session (B = 1) in overlapping chunks, with the same result: each layer

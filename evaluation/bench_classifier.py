@@ -167,7 +167,7 @@ def worker(args) -> dict:
     return out
 
 
-def run_worker(args, task: str, batch_size: int, dtype: str | None = None) -> dict:
+def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model: str | None = None) -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -182,8 +182,8 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None) -> di
         "--utterances",
         str(args.utterances),
     ]
-    if args.model:
-        cmd += ["--model", args.model]
+    if model or args.model:
+        cmd += ["--model", model or args.model]
     if dtype:
         cmd += ["--dtype", dtype]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
@@ -191,6 +191,41 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None) -> di
     if res.returncode:
         raise RuntimeError(f"worker {task} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (speeds differ between machines: AVX2 only vs AVX-512/AMX)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def compare(args, rounds: int = 3) -> dict:
+    """Per-session throughput (batch 64) of --model and --compare, alternating A B A B ... so that drift
+    in the machine's load falls on both; medians over the rounds."""
+    from alliance_nlp.classify import default_model_path
+
+    models = {"model": args.model or str(default_model_path()), "compare": args.compare}
+    runs: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(rounds):
+        for k, m in models.items():
+            runs[k].append(run_worker(args, "throughput", 64, model=m)["utterances_per_s"])
+    out = {
+        k: {
+            "path": m,
+            "utterances_per_s": statistics.median(runs[k]),
+            "rounds": runs[k],
+            "cpu_seconds_per_1000_utterances": 1000 / statistics.median(runs[k]) * args.threads,
+            "wall_seconds_per_1000_utterances": 1000 / statistics.median(runs[k]),
+        }
+        for k, m in models.items()
+    }
+    out["ratio_model_over_compare"] = out["model"]["utterances_per_s"] / out["compare"]["utterances_per_s"]
+    return out
 
 
 def main(argv=None) -> int:
@@ -203,6 +238,12 @@ def main(argv=None) -> int:
     ap.add_argument("--worker", choices=["cold", "throughput", "session", "dtype_agreement"])
     ap.add_argument("--spawned-at", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--bf16", action="store_true", help="also measure dtype=bfloat16")
+    ap.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="another model folder (e.g. the previous model): per-session throughput of both, interleaved "
+        "in this run, and the cost per 1,000 utterances of each",
+    )
     ap.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "bench_classifier.json"))
     args = ap.parse_args(argv)
     if args.worker:
@@ -218,6 +259,7 @@ def main(argv=None) -> int:
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {
             "cpu": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(),
             "cpu_count": os.cpu_count(),
             "threads": args.threads,
             "python": platform.python_version(),
@@ -234,6 +276,8 @@ def main(argv=None) -> int:
             "throughput_128": run_worker(args, "throughput", 128, "bfloat16"),
             "agreement": run_worker(args, "dtype_agreement", 64, "bfloat16"),
         }
+    if args.compare:
+        result["comparison"] = compare(args)
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["bench_seconds"] = round(time.time() - t0, 1)
     from alliance_nlp.files import write_json_atomic

@@ -34,16 +34,16 @@ from alliance_nlp.files import write_json_atomic  # noqa: E402
 from alliance_nlp.integrity import refresh_manifest_for  # noqa: E402
 from alliance_nlp.labels import LABELS  # noqa: E402
 from alliance_nlp.stats import cluster_bootstrap_counts, resampled_rows  # noqa: E402
-from training.annotations import ROOT as ANN_ROOT  # noqa: E402
 from training.annotations import cohen_kappa  # noqa: E402
 from training.classifier import average_precision  # noqa: E402
 from training.dataset import build_rows, load_annotations, release_splits  # noqa: E402
-from training.thresholds import expected_calibration_error  # noqa: E402
+from training.thresholds import best_threshold, expected_calibration_error  # noqa: E402
 
 MODEL_NAMES = {
     "classifier": "fine-tuned classifier (ours)",
     "tfidf_logreg": "TF-IDF + logistic regression",
     "zero_shot_similarity": "zero-shot construct similarity (base MiniLM)",
+    "previous": "previous model",
 }
 
 
@@ -71,6 +71,8 @@ def label_metrics(y: np.ndarray, p: np.ndarray, t: float) -> dict:
         "ece": expected_calibration_error(y, p),
         "brier": float(np.mean((p - y) ** 2)),
         "kappa": kappa(y, pred),
+        # the best F1 any threshold reaches on these data: how far the validation threshold is off
+        "f1_best": best_threshold(y, p)[1],
         "positives": int(y.sum()),
         "predicted": int(pred.sum()),
     }
@@ -131,6 +133,27 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="model folder (default: the shipped models/alliance-markers-v1)")
     ap.add_argument(
         "--annotations", help="release JSONL (default: the release the model was trained on, else the current one)"
+    )
+    ap.add_argument(
+        "--previous",
+        metavar="DIR",
+        help="the previous model folder, run through the same pipeline as one more baseline",
+    )
+    ap.add_argument(
+        "--ablations",
+        default=str(ROOT / "evaluation" / "results" / "ablations.json"),
+        help="ablation results to show in the card (written by training.head_sweep and this command)",
+    )
+    ap.add_argument(
+        "--bench",
+        default=str(ROOT / "evaluation" / "results" / "bench_classifier.json"),
+        help="speed benchmark (evaluation.bench_classifier --compare) whose cost per 1,000 utterances the card states",
+    )
+    ap.add_argument(
+        "--segment-max-chars",
+        type=int,
+        help="the unit ablation: segment's max_chars (1 = every sentence its own unit, mapped back to the "
+        "coded record by the maximum; a huge value = whole records, truncated by the encoder)",
     )
     ap.add_argument("--corpus-dir")
     ap.add_argument("--bootstrap", type=int, default=1000)
@@ -196,13 +219,26 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
     analysed = {}
+    seg = {"segment": {"max_chars": args.segment_max_chars}} if args.segment_max_chars else None
     for corpus in sorted({r["corpus"] for r in test}):
         whole = read_corpus(corpus, args.corpus_dir)
         wanted = {r["session"] for r in test if r["corpus"] == corpus}
-        for sid, s in cached_sessions({k: whole[k] for k in sorted(wanted)}, f"{corpus}-test", args.model).items():
+        picked = {k: whole[k] for k in sorted(wanted)}
+        for sid, s in cached_sessions(picked, f"{corpus}-test", args.model, config=seg).items():
             analysed[(corpus, sid)] = record_probabilities(s)
     preds = {"classifier": np.array([analysed[(r["corpus"], r["session"])][r["utterance"]] for r in test])}
     thr = {"classifier": np.asarray(config["calibration"]["threshold"], dtype=float)}
+    if args.previous:
+        prev = {}
+        for corpus in sorted({r["corpus"] for r in test}):
+            whole = read_corpus(corpus, args.corpus_dir)
+            wanted = {r["session"] for r in test if r["corpus"] == corpus}
+            for sid, s in cached_sessions(
+                {k: whole[k] for k in sorted(wanted)}, f"{corpus}-test", args.previous
+            ).items():
+                prev[(corpus, sid)] = record_probabilities(s)
+        preds["previous"] = np.array([prev[(r["corpus"], r["session"])][r["utterance"]] for r in test])
+        thr["previous"] = np.asarray(read_config(args.previous)["calibration"]["threshold"], dtype=float)
     timings = {"classifier_predict_s": round(time.time() - t0, 1)}
 
     for B in (TfidfLogReg(), ZeroShotSimilarity()):
@@ -224,14 +260,10 @@ def main(argv=None) -> int:
             "utterances": int(m.sum()),
             "sessions": int(len(np.unique(sess_ids[m]))),
             **{name: all_metrics(Y[m], P[m], thr[name]) for name, P in preds.items()},
-            "ci95": {
-                k: v
-                for k, v in bootstrap(
-                    Y[m], {n: P[m] for n, P in preds.items()}, thr, sess_ids[m], min(args.bootstrap, 300), args.seed
-                ).items()
-                if k == "classifier"
-            },
         }
+        cb = bootstrap(Y[m], {n: P[m] for n, P in preds.items()}, thr, sess_ids[m], args.bootstrap, args.seed)
+        by_corpus[corpus]["ci95"] = {"classifier": cb["classifier"]}
+        by_corpus[corpus]["macro_f1_difference"] = cb["macro_f1_difference_vs_classifier"]
     adj = np.array([r.get("coder") == "adjudicated" for r in test])
     adjudicated = None
     if adj.any():
@@ -244,7 +276,7 @@ def main(argv=None) -> int:
             },
         }
 
-    manifest = ANN_ROOT / "manifest.json"
+    manifest = ann.parent / "manifest.json"  # the release's own coder-coder reliability
     coders = json.loads(manifest.read_text()).get("reliability") if manifest.is_file() else None
 
     result = {
@@ -264,6 +296,7 @@ def main(argv=None) -> int:
             "split": "session-grouped held-out test (AnnoMI by video, ESConv by conversation)",
             "path": "whole sessions through Pipeline(diarize, segment, classify); records cut by "
             "segment take the max over their pieces; the model's thresholds",
+            "segment": seg["segment"] if seg else "default (records; longer than 500 characters cut at sentences)",
             "thresholds": "per label, max F1 on validation",
             "bootstrap": args.bootstrap,
             "interval": "95% percentile, cluster bootstrap over test sessions",
@@ -282,6 +315,11 @@ def main(argv=None) -> int:
         },
         "timings": {**timings, "total_s": round(time.time() - t0, 1)},
     }
+    for key, path in (("ablations", args.ablations), ("speed", args.bench)):
+        f = Path(path)
+        if f.is_file():
+            result[key] = json.loads(f.read_text(encoding="utf-8"))
+            result[key]["source"] = str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f)
     out = Path(args.out)
     write_json_atomic(out.with_suffix(".json"), _clean(result))
     out.with_suffix(".md").write_text(render_md(_clean(result)), encoding="utf-8")
@@ -387,28 +425,59 @@ def render_md(r: dict) -> str:
                 f"{_ci(v['ci95'][f'{l}.f1'])} | {_f(x['auprc'])} {_ci(v['ci95'][f'{l}.auprc'])} | "
                 f"{_f(x['ece'])} | {_f(x['brier'], 4)} | {_f(x['kappa'])} | {_f(v['thresholds'][l])} |"
             )
+    others = [m for m in r["results"] if m != "classifier"]
     L += [
         "",
         "## By corpus (test)",
         "",
-        "| corpus | utterances | sessions | classifier macro-F1 [95% CI] | TF-IDF macro-F1 | zero-shot macro-F1 |",
-        "|---|---|---|---|---|---|",
+        "| corpus | utterances | sessions | classifier macro-F1 [95% CI] | classifier macro-AUPRC | "
+        + " | ".join(f"{MODEL_NAMES.get(m, m)} macro-F1" for m in others)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(others),
     ]
     for c, v in r["by_corpus"].items():
         L.append(
             f"| {c} | {v['utterances']} | {v['sessions']} | {_f(v['classifier']['macro_f1'])} "
-            f"{_ci(v['ci95']['classifier']['macro_f1'])} | {_f(v['tfidf_logreg']['macro_f1'])} | "
-            f"{_f(v['zero_shot_similarity']['macro_f1'])} |"
+            f"{_ci(v['ci95']['classifier']['macro_f1'])} | {_f(v['classifier']['macro_auprc'])} | "
+            + " | ".join(_f(v[m]["macro_f1"]) for m in others)
+            + " |"
         )
+    L += [
+        "",
+        "Paired difference in macro-F1 per corpus (classifier minus baseline), cluster bootstrap over that "
+        "corpus's test sessions:",
+        "",
+    ]
+    for c, v in r["by_corpus"].items():
+        for m, dv in v.get("macro_f1_difference", {}).items():
+            L.append(f"- {c}, vs {MODEL_NAMES.get(m, m)}: 95% CI {_ci(dv['ci95'])}")
+    ours = r["results"]["classifier"]
+    L += [
+        "",
+        "## Thresholds: do they transfer?",
+        "",
+        "F1 at the shipped threshold (chosen on validation) against the best F1 any threshold reaches on "
+        "the test split (an oracle no user has); the gap is what the validation threshold loses.",
+        "",
+        "| label | F1 at shipped threshold | best possible F1 on test | gap | ECE |",
+        "|---|---|---|---|---|",
+    ]
+    for l in LABELS:
+        x = ours["labels"][l]
+        gap = None if x["f1"] is None or x["f1_best"] is None else x["f1_best"] - x["f1"]
+        L.append(f"| `{l}` | {_f(x['f1'])} | {_f(x['f1_best'])} | {_f(gap)} | {_f(x['ece'])} |")
+    L += render_ablations(r.get("ablations"))
+    L += render_speed(r.get("speed"))
     a = r["agreement"]
     h = a["coder_coder"]
     L += ["", "## Agreement: model vs coders", ""]
     if h:
         L.append(
-            f"Coder-coder (independent AI coding agents, codebook 5.6): {h.get('n_utterances')} utterances "
+            f"Coder-coder (independent AI coding agents, codebook {h.get('codebook', d.get('version'))}): "
+            f"{h.get('n_utterances')} utterances "
             f"in {h.get('sessions')} double-coded sessions "
             f"(pooled over {len(h.get('rounds', [])) or 1} double-coding round(s); from "
-            "data/annotations/manifest.json). Model: "
+            "the release's manifest.json). Model: "
             "thresholded markers vs the release labels on the test split"
             + (
                 f"; and vs adjudicated labels on the {a['model_vs_adjudicated_test']['utterances']} test "
@@ -428,6 +497,54 @@ def render_md(r: dict) -> str:
         L.append(f"| `{l}` | {_f(hk, 2)} | {_f(a['model_vs_release_labels_test'][l], 2)} | {_f(ak, 2)} |")
     L.append("")
     return "\n".join(L)
+
+
+def render_ablations(ab: dict | None) -> list[str]:
+    """The ablation table (evaluation/results/ablations.json): each row one change, same test split."""
+    if not ab:
+        return []
+    L = ["", "## Ablations", "", ab.get("protocol", ""), ""]
+    L += [
+        "| setting | what changes | test macro-F1 | best-threshold macro-F1 | macro-AUPRC | "
+        + " | ".join(f"`{l}` F1" for l in LABELS)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(LABELS),
+    ]
+    for row in ab.get("rows", []):
+        per = row.get("f1", {})
+        L.append(
+            f"| {row['name']} | {row.get('what', '')} | {_f(row.get('macro_f1'))} | {_f(row.get('macro_f1_oracle'))} | "
+            f"{_f(row.get('macro_auprc'))} | " + " | ".join(_f(per.get(l), 2) for l in LABELS) + " |"
+        )
+    L += [""] + [f"- {n}" for n in ab.get("notes", [])]
+    L.append(f"\nSource: `{ab.get('source')}`.")
+    return L
+
+
+def render_speed(sp: dict | None) -> list[str]:
+    """Cost per 1,000 utterances of this model and the compared one, measured in one benchmark run."""
+    if not sp or "comparison" not in sp:
+        return []
+    c, m = sp["comparison"], sp.get("machine", {})
+    cpu = m.get("cpu_model") or m.get("cpu")
+    L = [
+        "",
+        "## Cost",
+        "",
+        f"One run of `python -m evaluation.bench_classifier --compare` on {cpu}, {m.get('threads')} threads "
+        f"({sp.get('generated')}); per-session calls, batch 64, the two models interleaved.",
+        "",
+        "| model | utterances / s | wall seconds per 1,000 utterances | CPU-core seconds per 1,000 utterances |",
+        "|---|---|---|---|",
+    ]
+    for k in ("model", "compare"):
+        v = c[k]
+        L.append(
+            f"| `{v['path']}` | {_f(v['utterances_per_s'], 1)} | {_f(v['wall_seconds_per_1000_utterances'], 1)} | "
+            f"{_f(v['cpu_seconds_per_1000_utterances'], 1)} |"
+        )
+    L.append(f"\nThroughput ratio (this model / compared): {_f(c['ratio_model_over_compare'], 2)}.")
+    return L
 
 
 if __name__ == "__main__":

@@ -87,13 +87,21 @@ def fingerprint(model: str | None = None, extra: dict[str, Any] | None = None) -
 
 
 def cached_sessions(
-    corpus_sessions: dict[str, CorpusSession], name: str, model: str | None = None, batch_size: int = 32
+    corpus_sessions: dict[str, CorpusSession],
+    name: str,
+    model: str | None = None,
+    batch_size: int = 32,
+    config: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Session]:
     """Every corpus session analysed by diarize, segment and classify, computed once per model version
-    (cached as gzipped session JSON lines in evaluation/cache/)."""
+    and component options `config` (e.g. {"segment": {"max_chars": 1}}), cached as gzipped session JSON
+    lines in evaluation/cache/."""
     import gzip
 
-    path = CACHE / f"{name}-{fingerprint(model, {'steps': list(TAG_STEPS)})}.jsonl.gz"
+    extra: dict[str, Any] = {"steps": list(TAG_STEPS)}
+    if config:
+        extra["config"] = config  # the default options keep the fingerprint they always had
+    path = CACHE / f"{name}-{fingerprint(model, extra)}.jsonl.gz"
     cached: dict[str, Session] = {}
     if path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -102,7 +110,7 @@ def cached_sessions(
                 cached[key] = Session.from_dict(d)
     todo = {k: v for k, v in corpus_sessions.items() if k not in cached}
     if todo:
-        pipe = build_pipeline(TAG_STEPS, model)
+        pipe = build_pipeline(TAG_STEPS, model, **(config or {}))
         for cs, s in run_pipeline(todo.values(), pipe, batch_size, progress=f"analysing {name}"):
             cached[cs.session] = s
         CACHE.mkdir(parents=True, exist_ok=True)

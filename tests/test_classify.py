@@ -103,6 +103,29 @@ def invented_session():
     )
 
 
+def test_auxiliary_targets_train_and_are_not_shipped(tmp_path, tiny_base):
+    """The corpora's own annotations shape training as a second head; the saved model is the plain
+    six-label classifier (same files, same runtime), and the loss stays finite."""
+    from training.auxiliary import GROUPS, N_AUX
+
+    rows = tiny_rows()
+    table = {
+        ("toy", r["session"], r["position"]): ("annomi_behaviour", r["position"] % len(GROUPS["annomi_behaviour"]))
+        for r in rows
+        if r["role"] == "therapist"
+    }
+    logs = []
+    out = tmp_path / "aux"
+    train(tiny_config(tiny_base, aux_weight=0.5), rows, out, log=logs.append, aux_table=table)
+    assert all(np.isfinite(r["train_loss"]) for r in logs if r["event"] == "epoch")
+    from safetensors.torch import load_file
+
+    shapes = {k: tuple(v.shape) for k, v in load_file(str(out / "context.safetensors")).items()}
+    assert shapes["head.weight"][0] == len(LABELS) and all(s[0] != N_AUX for s in shapes.values())
+    assert json.loads((out / "config.json").read_text())["training"]["config"]["aux_weight"] == 0.5
+    MarkerClassifier.load(out, device="cpu").predict_proba([invented_session()])
+
+
 def test_hash_verification_rejects_a_wrong_file(tmp_path, tiny_base):
     f = tmp_path / "model.safetensors"
     f.write_bytes(b"not the weights")

@@ -69,3 +69,28 @@ def test_join_context_and_grouped_splits(tmp_path):
         for row in ds:
             for key in ((row["corpus"], row["session"]), (row["corpus"], row["group"])):
                 assert where.setdefault(key, split) == split
+
+
+@corpora
+def test_auxiliary_targets_follow_the_corpora_and_roles():
+    """AnnoMI behaviour on therapist turns, talk type on client turns, ESConv strategy on supporter
+    turns; one class per utterance, and absent (-1) for the groups that do not apply."""
+    from training.auxiliary import GROUPS, aux_targets, read_auxiliary
+
+    table = read_auxiliary()
+    annomi, esconv = read_annomi(), read_esconv()
+    sid = sorted(annomi)[0]
+    utts = annomi[sid].utterances
+    y = aux_targets([("annomi", sid, u.utterance) for u in utts], table)
+    names = list(GROUPS)
+    for u, row in zip(utts, y):
+        assert (row >= 0).sum() <= 1
+        if row[names.index("annomi_behaviour")] >= 0:
+            assert u.speaker == "therapist"
+        if row[names.index("annomi_talk")] >= 0:
+            assert u.speaker == "client"
+    assert (y[:, names.index("esconv_strategy")] == -1).all() and (y >= 0).any()
+    conv = esconv[sorted(esconv)[0]]
+    z = aux_targets([("esconv", conv.session, u.utterance) for u in conv.utterances], table)
+    st = z[:, names.index("esconv_strategy")]
+    assert all((s >= 0) == (u.speaker == "therapist") for s, u in zip(st, conv.utterances))

@@ -25,6 +25,8 @@ VERSION = "1.1"  # the release in data/annotations/ (v1.x); v2.x lives in data/a
 LATEST = "2.0"
 ROOT = Path(__file__).resolve().parents[1] / "data" / "annotations"
 RELEASE_NAME = f"alliance_markers.v{VERSION}.jsonl"
+# the release the shipped model trains on (its test split is fixed: the published figures' test set)
+CURRENT_RELEASE = ROOT / "v2" / f"alliance_markers.v{LATEST}.jsonl"
 
 Codes = dict[int, tuple[str, ...]]  # utterance id -> labels
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.special import expit as sigmoid
+from torch.nn import functional as F
 
 from alliance_nlp.classify import MarkerClassifier
 from alliance_nlp.encoder import encode_batches, load_base
@@ -78,6 +79,8 @@ class TrainConfig:
     pos_weight: str = "sqrt"  # "sqrt" (sqrt of neg/pos), "full" (neg/pos) or "none"
     pos_weight_max: float = 20.0
     role_dropout: float = 0.05  # share of chunks seen with unknown roles (neutral role)
+    aux_weight: float = 0.0  # weight of the corpora's own annotations as auxiliary targets (0: unused)
+    aux_groups: list[str] | None = None  # training.auxiliary.GROUPS to use (None: all)
     seed: int = 13
     max_steps: int | None = None  # stop early (smoke tests)
     max_train_sessions: int | None = None  # develop on a subset
@@ -117,10 +120,14 @@ class SessionData:
     texts: list[str]
     roles: list[str]
     labels: np.ndarray  # (T, 6)
+    aux: np.ndarray | None = None  # (T, auxiliary groups) class index, -1 where absent
 
 
-def sessions_from_rows(rows: Sequence[dict]) -> list[SessionData]:
-    """Group dataset rows (training.dataset.build_rows) into sessions in utterance order."""
+def sessions_from_rows(rows: Sequence[dict], aux_table: dict | None = None) -> list[SessionData]:
+    """Group dataset rows (training.dataset.build_rows) into sessions in utterance order; with
+    `aux_table` (training.auxiliary.read_auxiliary) each session carries its auxiliary targets."""
+    from training.auxiliary import aux_targets
+
     by: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         by.setdefault((r["corpus"], r["session"]), []).append(r)
@@ -137,6 +144,9 @@ def sessions_from_rows(rows: Sequence[dict]) -> list[SessionData]:
                 [r["text"] for r in rs],
                 [r["role"] for r in rs],
                 np.array([r["labels"] for r in rs], dtype=np.float32).reshape(-1, len(LABELS)),
+                aux_targets([(key[0], key[1], int(r.get("utterance", r["position"]))) for r in rs], aux_table)
+                if aux_table is not None
+                else None,
             )
         )
     return out
@@ -208,8 +218,12 @@ def train(
     output: str | os.PathLike | None = None,
     log: Callable[[dict], None] | None = None,
     data_info: dict | None = None,
+    aux_table: dict | None = None,
 ) -> MarkerClassifier:
-    """Train, select the best epoch, calibrate on validation; save to `output` when given."""
+    """Train, select the best epoch, calibrate on validation; save to `output` when given.
+
+    With `cfg.aux_weight` > 0 the corpora's own annotations are auxiliary targets: `aux_table`
+    ((corpus, session, utterance) -> (group, class)), read from the corpus folder when not given."""
     from peft import LoraConfig, get_peft_model
 
     if cfg.threads:
@@ -219,7 +233,12 @@ def train(
     log = log or (lambda rec: None)
     t0 = time.time()
 
-    sessions = sessions_from_rows(rows)
+    from training.auxiliary import GROUPS, N_AUX, OFFSETS, read_auxiliary
+
+    aux_groups = list(cfg.aux_groups or GROUPS)
+    if cfg.aux_weight and aux_table is None:
+        aux_table = read_auxiliary()
+    sessions = sessions_from_rows(rows, aux_table if cfg.aux_weight else None)
     train_s = [s for s in sessions if s.split == "train"]
     val_s = [s for s in sessions if s.split == "validation"]
     if cfg.max_train_sessions:
@@ -234,6 +253,8 @@ def train(
         warnings.simplefilter("ignore", FutureWarning)
         encoder = get_peft_model(base.model, lcfg).to(device)
     context = ContextLayer(base.hidden_size, **cfg.context).to(device)
+    # auxiliary targets read the same contextual vectors as the marker head; the head is not saved
+    aux_head = torch.nn.Linear(int(cfg.context.get("dim", 256)), N_AUX).to(device)
     window = int(cfg.context.get("window", 8))
     lookahead = int(cfg.context.get("lookahead", 0))
 
@@ -248,7 +269,10 @@ def train(
 
     enc_params = [p for p in encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(
-        [{"params": enc_params, "lr": cfg.lr_encoder}, {"params": list(context.parameters()), "lr": cfg.lr_context}],
+        [
+            {"params": enc_params, "lr": cfg.lr_encoder},
+            {"params": list(context.parameters()) + list(aux_head.parameters()), "lr": cfg.lr_context},
+        ],
         weight_decay=cfg.weight_decay,
     )
     rng = random.Random(cfg.seed)
@@ -314,18 +338,22 @@ def train(
                 neutral = rng.random() < cfg.role_dropout
                 src = ids_none[s] if neutral else ids_role[s]
                 roles = [NEUTRAL_ROLE if neutral else role_id(r) for r in train_s[s].roles[lo:hi]]
-                seqs.append((len(flat), hi - lo, roles, a - lo, b - lo, train_s[s].labels[a:b]))
+                aux = train_s[s].aux[a:b] if train_s[s].aux is not None else None
+                seqs.append((len(flat), hi - lo, roles, a - lo, b - lo, train_s[s].labels[a:b], aux))
                 flat.extend(src[lo:hi])
             vec = encode_batches(encoder, tok, flat, cfg.encode_batch, device)
             x, r, pad = pad_sequences([vec[o : o + n] for o, n, *_ in seqs], [q[2] for q in seqs], device)
-            logits = context(x, r, pad)
+            feats = context.features(x, r, pad)
+            logits = context.head(feats)
             loss = 0.0
-            for b_i, (_, _, _, la, lb, lab) in enumerate(seqs):
+            for b_i, (_, _, _, la, lb, lab, _) in enumerate(seqs):
                 loss = loss + loss_fn(logits[b_i, la:lb], torch.as_tensor(lab, device=device))
             loss = loss / (n_loss * len(LABELS))
+            if cfg.aux_weight:
+                loss = loss + cfg.aux_weight * aux_loss(aux_head(feats), seqs, aux_groups, GROUPS, OFFSETS, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(enc_params + list(context.parameters()), 1.0)
+            torch.nn.utils.clip_grad_norm_(enc_params + list(context.parameters()) + list(aux_head.parameters()), 1.0)
             opt.step()
             sched.step()
             step += 1
@@ -418,6 +446,23 @@ def train(
         save_artifact(output, encoder, context, config)
         log({"event": "saved", "path": str(output), "elapsed_s": round(time.time() - t0, 1)})
     return predictor
+
+
+def aux_loss(za: torch.Tensor, seqs: list, groups: list[str], all_groups: dict, offsets: dict, device) -> torch.Tensor:
+    """Mean cross-entropy of the auxiliary groups over the chunks' loss-bearing utterances that carry one."""
+    names = list(all_groups)
+    total, n = za.new_zeros(()), 0
+    for b_i, (_, _, _, la, lb, _, aux) in enumerate(seqs):
+        if aux is None:
+            continue
+        for g in groups:
+            tgt = torch.as_tensor(aux[:, names.index(g)], device=device)
+            m = tgt >= 0
+            if bool(m.any()):
+                o, k = offsets[g], len(all_groups[g])
+                total = total + F.cross_entropy(za[b_i, la:lb][m, o : o + k], tgt[m], reduction="sum")
+                n += int(m.sum())
+    return total / max(n, 1)
 
 
 def fit_calibration(Y: np.ndarray, Z: np.ndarray, pw: np.ndarray) -> dict[str, list[float]]:

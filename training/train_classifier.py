@@ -1,11 +1,12 @@
 """Train the alliance-marker classifier and write the model folder.
 
     python -m training.train_classifier --config training/configs/default.yaml \
-        --output models/alliance-markers-v1
+        --output models/alliance-markers-v2
 
-Reads the annotation release (data/annotations/alliance_markers.v1.0.jsonl, built with
-`python -m training.annotations build`) joined to the corpus text, trains on the train split,
-selects the epoch and calibrates on validation, and never reads the test split. Metrics go to
+Reads the annotation release (default data/annotations/v2/alliance_markers.v2.0.jsonl, built with
+`python -m training.annotations build --root data/annotations/v2`) joined to the corpus text, and the
+corpora's own annotations as auxiliary targets (`aux_weight`); trains on the release's fixed train
+split, selects the epoch and calibrates on validation, and never reads the test split. Metrics go to
 <output>/train_log.jsonl (one JSON object per line: start, every 10 steps, each epoch, calibration).
 """
 
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from alliance_nlp.integrity import write_manifest  # noqa: E402
-from training.annotations import RELEASE_NAME, ROOT  # noqa: E402
+from training.annotations import CURRENT_RELEASE  # noqa: E402
 from training.classifier import data_version, load_config, train  # noqa: E402
 from training.dataset import build_rows, load_annotations, release_splits  # noqa: E402
 
@@ -26,7 +27,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(Path(__file__).parent / "configs" / "default.yaml"))
     ap.add_argument("--output", required=True, help="model folder to write")
-    ap.add_argument("--annotations", help=f"release JSONL (default data/annotations/{RELEASE_NAME})")
+    ap.add_argument(
+        "--annotations", help=f"release JSONL (default {CURRENT_RELEASE.relative_to(CURRENT_RELEASE.parents[2])})"
+    )
     ap.add_argument("--corpus-dir")
     ap.add_argument("--log", help="metrics log (default <output>/train_log.jsonl)")
     ap.add_argument(
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
             getattr(cfg, top)[sub] = json.loads(v)
         else:
             setattr(cfg, top, json.loads(v))
-    ann = Path(args.annotations) if args.annotations else ROOT / RELEASE_NAME
+    ann = Path(args.annotations) if args.annotations else CURRENT_RELEASE
     rows = build_rows(load_annotations(ann), args.corpus_dir, splits=release_splits(ann))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
