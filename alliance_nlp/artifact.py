@@ -30,15 +30,14 @@ def with_role(text: str, role: str | None) -> str:
 
 
 def verify_model_folder(path: str | os.PathLike) -> None:
-    """Every file of the model folder against its SHA256SUMS; the shipped model's manifest is pinned."""
+    """Every file of the model folder against its SHA256SUMS; the shipped models' manifests are pinned."""
     from .integrity import PINNED, verify_folder
-    from .resources import DEFAULT_MODEL_NAME, shipped_model_dir
+    from .resources import shipped_model_dir
 
     path = Path(path)
-    shipped = shipped_model_dir()
     pinned = None
-    if path.resolve() == shipped.resolve():
-        pinned = PINNED.get(f"models/{DEFAULT_MODEL_NAME}")
+    if path.resolve().parent == shipped_model_dir().parent.resolve():  # one of the models we ship
+        pinned = PINNED.get(f"models/{path.name}")
     verify_folder(path, pinned)
 
 

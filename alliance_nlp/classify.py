@@ -153,7 +153,7 @@ class MarkerClassifier:
     ) -> MarkerClassifier:
         """Load a trained classifier offline.
 
-        path: model folder (default: $ALLIANCE_NLP_CLASSIFIER or the shipped alliance-markers-v1).
+        path: model folder (default: $ALLIANCE_NLP_CLASSIFIER or the shipped alliance-markers-v2).
         base_model: where to find the base encoder if not the one recorded in config.json (its
         SHA-256 is still checked when the recorded hash applies).
         precision: "fp32" (default), "bf16", "int8" or "auto" (the fastest one this CPU has matrix units

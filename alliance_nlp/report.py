@@ -30,7 +30,7 @@ from .labels import LABELS
 from .session import Session, Utterance
 
 SCALES = ("goal", "task", "bond", "total")
-MODEL_CARD = "models/alliance-markers-v1/README.md"
+MODEL_CARD = "models/alliance-markers-v2/README.md"
 MODEL_CARD_SECTION = "Limits and known failure modes"
 
 # Okabe-Ito: colour, light tint (for backgrounds), dash pattern (for lines, so print in grey still works)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-DEFAULT_MODEL_NAME = "alliance-markers-v1"
+DEFAULT_MODEL_NAME = "alliance-markers-v2"
 
 
 def resource_path(*parts: str) -> Path:

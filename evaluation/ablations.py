@@ -88,8 +88,8 @@ def main() -> int:
                 f"{g0['f1']:.3f} (AUPRC {g0['auprc']:.3f}) from the repair score alone, {g1['f1']:.3f} "
                 f"(AUPRC {g1['auprc']:.3f}) with it multiplied by the highest rupture probability of the 4 "
                 f"utterances before; {base['gold_repairs_after_gold_rupture']:.0%} of the test repairs follow a "
-                "coded rupture within 4 utterances (the others answer strain the codebook does not code as "
-                "rupture)."
+                "coded rupture within 4 utterances (the rest follow strain not coded as a rupture, or one "
+                "further back)."
             )
     out = {
         "protocol": "Release v2.0 fixed test split (180 sessions, 7,161 utterances); thresholds and "

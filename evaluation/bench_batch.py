@@ -84,10 +84,11 @@ def worker_encoder(args) -> dict:
 
         from alliance_nlp.encoder import load_base
         from alliance_nlp.model import merge_lora
+        from alliance_nlp.resources import DEFAULT_MODEL_NAME
 
         torch.set_num_threads(args.threads)
         base = load_base()
-        merge_lora(base.model, ROOT / "models" / "alliance-markers-v1" / "adapter")
+        merge_lora(base.model, ROOT / "models" / DEFAULT_MODEL_NAME / "adapter")
         model, tok = base.model.eval(), base.tokenizer
 
         def encode(texts: list[str], roles: list[str]) -> None:

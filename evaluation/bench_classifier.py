@@ -90,6 +90,11 @@ def peak_rss_mb() -> float:
 
 
 # ---- worker (one measurement per process) ------------------------------------------------------
+def n_tokens(tok, text: str) -> int:
+    """Token count with either runtime's tokenizer (transformers on torch, `tokenizers` on ONNX)."""
+    return len(tok(text)["input_ids"]) if callable(tok) else len(tok.encode(text).ids)
+
+
 def worker(args) -> dict:
     wall0, t0 = time.time(), time.perf_counter()  # includes importing torch and transformers
     import torch
@@ -133,11 +138,9 @@ def worker(args) -> dict:
         from alliance_nlp.classify import with_role
 
         lens = sorted(
-            len(tok(with_role(u.text, "client"), truncation=True, max_length=clf.max_length)["input_ids"])
-            for s in sessions
-            for u in s.utterances
+            min(n_tokens(tok, with_role(u.text, "client")), clf.max_length) for s in sessions for u in s.utterances
         )
-        raw = sorted(len(tok(u.text)["input_ids"]) for s in sessions for u in s.utterances)
+        raw = sorted(n_tokens(tok, u.text) for s in sessions for u in s.utterances)
         out["tokens"] = {
             "mean_untruncated": statistics.mean(raw),
             "p50": raw[len(raw) // 2],
@@ -209,7 +212,11 @@ def compare(args, rounds: int = 3) -> dict:
     in the machine's load falls on both; medians over the rounds."""
     from alliance_nlp.classify import default_model_path
 
-    models = {"model": args.model or str(default_model_path()), "compare": args.compare}
+    def shown(p: str) -> str:  # a path inside the checkout is shown relative to it
+        q = Path(p).resolve()
+        return str(q.relative_to(ROOT)) if q.is_relative_to(ROOT) else p
+
+    models = {"model": shown(args.model or str(default_model_path())), "compare": shown(args.compare)}
     runs: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(rounds):
         for k, m in models.items():

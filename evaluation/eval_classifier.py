@@ -155,6 +155,12 @@ def main(argv=None) -> int:
         help="the unit ablation: segment's max_chars (1 = every sentence its own unit, mapped back to the "
         "coded record by the maximum; a huge value = whole records, truncated by the encoder)",
     )
+    ap.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_false",
+        help="skip the TF-IDF and zero-shot baselines (ablation runs; the card needs them)",
+    )
     ap.add_argument("--corpus-dir")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=13)
@@ -166,7 +172,14 @@ def main(argv=None) -> int:
         action="store_false",
         help="do not rewrite the metrics block of the model's README.md (model card)",
     )
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render <out>.md and the card from <out>.json with the current ablation and cost files (no model run)",
+    )
     args = ap.parse_args(argv)
+    if args.render_only:
+        return render_only(args)
 
     import torch
 
@@ -241,7 +254,7 @@ def main(argv=None) -> int:
         thr["previous"] = np.asarray(read_config(args.previous)["calibration"]["threshold"], dtype=float)
     timings = {"classifier_predict_s": round(time.time() - t0, 1)}
 
-    for B in (TfidfLogReg(), ZeroShotSimilarity()):
+    for B in (TfidfLogReg(), ZeroShotSimilarity()) if args.baselines else ():
         t = time.time()
         B.fit(split["train"], split["validation"])
         preds[B.name] = B.predict_proba(test)
@@ -315,11 +328,7 @@ def main(argv=None) -> int:
         },
         "timings": {**timings, "total_s": round(time.time() - t0, 1)},
     }
-    for key, path in (("ablations", args.ablations), ("speed", args.bench)):
-        f = Path(path)
-        if f.is_file():
-            result[key] = json.loads(f.read_text(encoding="utf-8"))
-            result[key]["source"] = str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f)
+    attach_side_results(result, args)
     out = Path(args.out)
     write_json_atomic(out.with_suffix(".json"), _clean(result))
     out.with_suffix(".md").write_text(render_md(_clean(result)), encoding="utf-8")
@@ -327,6 +336,31 @@ def main(argv=None) -> int:
     card = Path(args.model or default_model_path()) / "README.md"
     if args.card and card.is_file():
         update_card(card, _clean(result))
+        print(f"updated the metrics in {card}", file=sys.stderr)
+    return 0
+
+
+def attach_side_results(result: dict, args) -> None:
+    """The ablation and cost results the card shows next to this run's figures."""
+    for key, path in (("ablations", args.ablations), ("speed", args.bench)):
+        f = Path(path)
+        if f.is_file():
+            result[key] = json.loads(f.read_text(encoding="utf-8"))
+            result[key]["source"] = str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f)
+
+
+def render_only(args) -> int:
+    from alliance_nlp.classify import default_model_path
+
+    out = Path(args.out)
+    result = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    attach_side_results(result, args)
+    result = _clean(result)
+    write_json_atomic(out.with_suffix(".json"), result)
+    out.with_suffix(".md").write_text(render_md(result), encoding="utf-8")
+    card = Path(args.model or default_model_path()) / "README.md"
+    if args.card and card.is_file():
+        update_card(card, result)
         print(f"updated the metrics in {card}", file=sys.stderr)
     return 0
 

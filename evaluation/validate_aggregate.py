@@ -7,8 +7,8 @@
    session's features from `alliance_nlp.aggregate.session_features`: the same units, the model's own
    thresholds for rupture episodes, the same code as the aggregate stage.
 2. ESConv: client ratings as the public stand-in for WAI ratings: seeker empathy for Bond, seeker
-   relevance for Goal and Task (1-5, the WAI-SR metric). Sessions in our annotation release are
-   left out (the classifier trained on some of them). Grouped 5-fold cross-validation of the mapping
+   relevance for Goal and Task (1-5, the WAI-SR metric). Sessions the classifier trained or was tuned
+   on (its annotation release's train and validation splits) are left out. Grouped 5-fold cross-validation of the mapping
    (`alliance_nlp.mapping.WaiMapping.fit`): Spearman rho, Pearson r, MAE per subscale, with bootstrap
    intervals. Reported next to the published anchor rho = .15 (Goldberg et al., 2020).
 3. AnnoMI: session MI quality (high/low). AUC of the Total estimate that the aggregate stage gives with
@@ -138,10 +138,16 @@ def main(argv=None) -> int:
     try:
         from alliance_nlp.classify import default_model_path
         from alliance_nlp.model import read_config
-        from training.dataset import build_rows, load_annotations, model_release
+        from training.dataset import build_rows, load_annotations, model_release, release_splits
 
         release = model_release(read_config(args.model or default_model_path()))
-        annotated = {(r["corpus"], r["session"]) for r in build_rows(load_annotations(release), args.corpus_dir)}
+        # the sessions the classifier trained or was tuned on (its release's train and validation
+        # splits); the release's test sessions, like sessions outside it, are unseen by it
+        annotated = {
+            (r["corpus"], r["session"])
+            for r in build_rows(load_annotations(release), args.corpus_dir, splits=release_splits(release))
+            if r["split"] != "test"
+        }
     except FileNotFoundError:
         print("warning: no annotation release; no sessions excluded", file=sys.stderr)
 
@@ -296,7 +302,8 @@ def main(argv=None) -> int:
         "path": "whole sessions through Pipeline(diarize, segment, classify) (evaluation/product.py); "
         "features from alliance_nlp.aggregate.session_features; held-out estimates, intervals and "
         "indices from the aggregate stage",
-        "excluded": "every session of the classifier's annotation release",
+        "excluded": "every session the classifier trained or was tuned on (its annotation release's train "
+        "and validation splits)",
         "selection": "family and penalty chosen by grouped 5-fold CV inside each outer fold (ESConv train)",
         "candidates": {"families": list(FAMILIES), "alphas": list(ALPHAS)},
     }

@@ -30,6 +30,7 @@ from alliance_nlp.labels import LABELS
 from alliance_nlp.model import load_context, read_config
 from alliance_nlp.outputs import write_outputs
 from alliance_nlp.pipeline import Pipeline
+from alliance_nlp.resources import DEFAULT_MODEL_NAME
 from alliance_nlp.review.store import CORRECTIONS_FILE, CorrectionStore, make_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def results(tmp_path_factory):
         for u in s.utterances:
             u.probabilities = {lab: 0.3 for lab in LABELS}
             u.markers = []
-        s.provenance["classify"] = {"model": "alliance-markers-v1"}
+        s.provenance["classify"] = {"model": DEFAULT_MODEL_NAME}
         write_outputs(s, out / s.id)
         for i, u in enumerate(s.utterances):
             labs = keyword_labels(u.text)
@@ -146,7 +147,7 @@ def test_held_out_sessions_are_apart_and_figures_reported(tuned):
     c = report["corrections"]
     assert c["reviewers"] == ["alice", "bob"] and c["files"][0]["name"] == CORRECTIONS_FILE
     assert c["used"] > 0 and c["files"][0]["lines"] > c["used"]  # bob's lines repeat utterances alice did
-    assert report["base_model"]["name"] == "alliance-markers-v1" and report["base_model"]["fingerprint"]
+    assert report["base_model"]["name"] == DEFAULT_MODEL_NAME and report["base_model"]["fingerprint"]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["finetune"]["figures"] == json.loads(json.dumps(report["figures"]))
     assert cfg["training"]["data"]["release"]  # what the base model was trained on is still recorded
@@ -157,7 +158,7 @@ def test_the_card_says_what_it_was_tuned_on_and_the_figures(tuned):
     card = (out / "README.md").read_text()
     h = report["figures"]["held_out"]
     assert card.startswith("# Model card: test-tuned")
-    assert "alliance-markers-v1" in card and CORRECTIONS_FILE in card and "alice, bob" in card
+    assert DEFAULT_MODEL_NAME in card and CORRECTIONS_FILE in card and "alice, bob" in card
     assert "## Before and after, on the held-out corrections" in card
     assert f"| macro-F1 | {h['before']['macro_f1']:.3f} | {h['after']['macro_f1']:.3f} |" in card
     assert "non-commercial" in card and "## Limits" in card

@@ -18,7 +18,9 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "examples" / "session_c
 
 
 def test_shipped_manifests_are_current_and_pinned():
-    for key, folder in (("resources", resource_path()), ("models/alliance-markers-v1", shipped_model_dir())):
+    shipped = [("resources", resource_path())]
+    shipped += [(f"models/{m}", shipped_model_dir(m)) for m in ("alliance-markers-v1", "alliance-markers-v2")]
+    for key, folder in shipped:
         verify_folder(folder)  # every file listed and unchanged
         got = sha256_file(folder / MANIFEST)
         assert got == PINNED[key], f"update PINNED[{key!r}] in alliance_nlp/integrity.py to {got!r}"

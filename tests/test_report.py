@@ -50,8 +50,8 @@ def test_report_shows_estimates_plots_episodes_and_transcript(analysed):
     for k in ("goal", "task", "bond", "total"):
         e = summary[k]
         assert f"{e['estimate']:.2f}" in est and f"{e['low']:.2f}–{e['high']:.2f}" in est
-    assert summary["estimate_method"]["mapping"] in est and "alliance-markers-v1" in est
-    assert "models/alliance-markers-v1/README.md" in est and "Limits and known failure modes" in est
+    assert summary["estimate_method"]["mapping"] in est and "alliance-markers-v2" in est
+    assert "models/alliance-markers-v2/README.md" in est and "Limits and known failure modes" in est
     # trajectory: one linked point per window, each to the window's first utterance
     traj = doc.get_element_by_id("trajectory")
     links = traj.xpath(".//svg//a/@href")

@@ -34,6 +34,7 @@ from alliance_nlp.ingest import read  # noqa: E402
 from alliance_nlp.labels import LABELS  # noqa: E402
 from alliance_nlp.outputs import write_outputs  # noqa: E402
 from alliance_nlp.pipeline import Pipeline  # noqa: E402
+from alliance_nlp.resources import DEFAULT_MODEL_NAME  # noqa: E402
 from alliance_nlp.review import store as store_mod  # noqa: E402
 from alliance_nlp.review.app import bind, create_app, host_warning  # noqa: E402
 from alliance_nlp.review.store import CORRECTIONS_FILE, read_corrections  # noqa: E402
@@ -173,7 +174,7 @@ def test_api_lists_sessions_with_estimates_and_progress(results):
     s = byid["session_cbt"]
     assert s["utterances"] == 63 and s["reviewed"] == 0 and s["reviewers"] == {}
     assert s["estimates"]["total"]["estimate"] is not None and s["ruptures"]["episodes"] >= 1
-    assert s["model"]["name"] == "alliance-markers-v1" and re.fullmatch(r"[0-9a-f]{16}", s["model"]["fingerprint"])
+    assert s["model"]["name"] == DEFAULT_MODEL_NAME and re.fullmatch(r"[0-9a-f]{16}", s["model"]["fingerprint"])
 
 
 def test_api_session_has_text_roles_probabilities_markers_and_labels(results):
@@ -208,7 +209,7 @@ def test_corrections_are_appended_fsynced_and_survive_a_restart(results, monkeyp
     first = recs[0]
     assert first["session"] == "session_cbt" and first["utterance"] == 2 and first["labels"] == ["goal", "task"]
     assert first["reviewer"] == first["coder"] == "alice" and first["speaker"] == u[2]["role"]
-    assert first["model"]["name"] == "alliance-markers-v1" and first["model"]["fingerprint"]
+    assert first["model"]["name"] == DEFAULT_MODEL_NAME and first["model"]["fingerprint"]
     assert first["model_labels"] == u[2]["markers"] and first["source"] == u[2]["source"]
     assert first["source_file"].endswith("session_cbt.txt") and first["session_file"] == "session_cbt/session.json"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"]) and "text" not in first

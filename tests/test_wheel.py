@@ -52,10 +52,11 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_holds_the_runtime_and_its_data_only(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
+        "alliance_nlp/models/alliance-markers-v2/config.json",
+        "alliance_nlp/models/alliance-markers-v2/context.safetensors",
+        "alliance_nlp/models/alliance-markers-v2/adapter/adapter_model.safetensors",
+        "alliance_nlp/models/alliance-markers-v2/README.md",
         "alliance_nlp/models/alliance-markers-v1/config.json",
-        "alliance_nlp/models/alliance-markers-v1/context.safetensors",
-        "alliance_nlp/models/alliance-markers-v1/adapter/adapter_model.safetensors",
-        "alliance_nlp/models/alliance-markers-v1/README.md",
         "alliance_nlp/resources/wai_mapping.json",
         "alliance_nlp/resources/role_model.json",
         "alliance_nlp/resources/scales/wai-sr.json",
@@ -99,5 +100,5 @@ def test_installed_wheel_analyses_an_example_outside_the_checkout(wheel, tmp_pat
     assert r.returncode == 0, r.stderr
     summary = json.loads((work / "out" / "summary.json").read_text())
     assert (
-        summary["total"]["estimate"] is not None and summary["pipeline"]["classify"]["model"] == "alliance-markers-v1"
+        summary["total"]["estimate"] is not None and summary["pipeline"]["classify"]["model"] == "alliance-markers-v2"
     )

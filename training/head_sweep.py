@@ -81,10 +81,17 @@ def vectors(sess: list[dict], encoder: str, release_sha: str) -> list[np.ndarray
     if f.is_file():
         z = np.load(f)
         return [z[str(i)] for i in range(len(sess))]
-    base = load_base()
-    if encoder != "base":
+    if encoder == "base":
+        base = load_base()
+    elif (Path(encoder) / "adapter").is_dir():  # a trained model folder: its fine-tuned encoder
+        base = load_base()
         n = merge_lora(base.model, Path(encoder) / "adapter")
         print(f"merged {n} LoRA modules from {encoder}", flush=True)
+    else:  # another base encoder (a local folder): its weights' SHA-256 must be given and match
+        name, _, sha = encoder.partition("@")
+        if not sha:
+            raise SystemExit(f"{encoder}: give the weights' published SHA-256 as FOLDER@SHA256")
+        base = load_base(name, sha256=sha)
     torch.set_num_threads(2)
     out, t0 = [], time.time()
     with torch.inference_mode():
@@ -256,7 +263,12 @@ def repair_structure(Pv: list, Yv: list, Pt: list, Yt: list, k: int = 4) -> dict
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--encoder", default="base", help="'base' (frozen all-MiniLM-L6-v2) or a model folder")
+    ap.add_argument(
+        "--encoder",
+        default="base",
+        help="'base' (frozen all-MiniLM-L6-v2), a trained model folder (its LoRA-adapted encoder), or another "
+        "base encoder as FOLDER@SHA256 (model.safetensors verified against the published hash)",
+    )
     ap.add_argument("--annotations", default=str(RELEASE))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--epochs", type=int, default=25)

@@ -6,7 +6,7 @@ against which model:
 
     {"session": "session_cbt", "utterance": 12, "speaker": "client", "labels": ["task"],
      "coder": "alice", "reviewer": "alice", "note": "", "time": "2025-03-01T10:22:31.402Z",
-     "model": {"name": "alliance-markers-v1", "fingerprint": "0c1d9e4f6a2b7c3d"},
+     "model": {"name": "alliance-markers-v2", "fingerprint": "0c1d9e4f6a2b7c3d"},
      "model_labels": ["task", "bond"], "source": 12, "source_file": "data/examples/session_cbt.txt",
      "session_file": "session_cbt/session.json", "format": "alliance-nlp/correction", "version": 1}
 
