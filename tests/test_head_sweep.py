@@ -1,0 +1,51 @@
+"""The fixed-encoder ablation harness: the repair-structure gate and the ablation collector."""
+
+import json
+
+import numpy as np
+
+from alliance_nlp.labels import LABELS
+from evaluation import ablations
+from training.head_sweep import REPAIR, RUPTURES, prior_rupture, repair_structure
+
+
+def test_prior_rupture_looks_only_back_and_only_k_utterances():
+    P = np.zeros((6, len(LABELS)))
+    P[1, RUPTURES[0]] = 0.9
+    P[3, RUPTURES[1]] = 0.4
+    got = prior_rupture(P, k=2)
+    # utterance 0 has nothing before it; 1 does not see itself; 4 sees 2-3; 5 sees 3-4 only
+    np.testing.assert_allclose(got, [0.0, 0.0, 0.9, 0.9, 0.4, 0.4])
+
+
+def test_repair_structure_reports_each_gate_and_the_share_after_a_rupture():
+    rng = np.random.default_rng(0)
+
+    def session(n):
+        P = rng.random((n, len(LABELS))) * 0.2
+        Y = np.zeros((n, len(LABELS)))
+        Y[5, RUPTURES[0]] = Y[6, REPAIR] = Y[15, REPAIR] = 1  # one repair after a rupture, one not
+        P[6, REPAIR] = P[15, REPAIR] = 0.9
+        return P, Y
+
+    Pv, Yv = zip(*(session(20) for _ in range(3)))
+    Pt, Yt = zip(*(session(20) for _ in range(3)))
+    r = repair_structure(list(Pv), list(Yv), list(Pt), list(Yt), k=4)
+    assert {"gate_0.0", "gate_0.5", "gate_1.0"} <= set(r)
+    assert r["gold_repairs_after_gold_rupture"] == 0.5
+    assert r["gate_0.0"]["f1"] == 1.0  # the plain repair score separates these toy repairs
+
+
+def test_ablation_rows_come_from_the_results_files(tmp_path, monkeypatch):
+    res = {"results": {"classifier": {"macro_f1": 0.4, "macro_auprc": 0.41, "labels": {}}}}
+    for i, l in enumerate(LABELS):
+        res["results"]["classifier"]["labels"][l] = {"f1": 0.1 * i, "f1_best": 0.1 * i + 0.01}
+    (tmp_path / "classifier.json").write_text(json.dumps(res))
+    sweep = {"base|default|13": {"macro_f1": 0.3, "macro_f1_oracle": 0.31, "macro_auprc": 0.32, "f1": {}}}
+    (tmp_path / "head_sweep.json").write_text(json.dumps(sweep))
+    monkeypatch.setattr(ablations, "RESULTS", tmp_path)
+    assert ablations.main() == 0
+    out = json.loads((tmp_path / "ablations.json").read_text())
+    names = [r["name"] for r in out["rows"]]
+    assert names == ["shipped", "fixed encoder: default"]
+    assert abs(out["rows"][0]["macro_f1_oracle"] - (sum(0.1 * i for i in range(6)) / 6 + 0.01)) < 1e-9
