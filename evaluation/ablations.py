@@ -46,14 +46,13 @@ def product_row(path: Path, name: str, what: str) -> dict | None:
         return None
     r = json.loads(path.read_text(encoding="utf-8"))
     c = r["results"]["classifier"]
+    best = [c["labels"][l].get("f1_best") for l in LABELS]  # absent in results from before 0.4
     return {
         "name": name,
         "kind": "product",
         "what": what,
         "macro_f1": c["macro_f1"],
-        "macro_f1_oracle": sum(c["labels"][l].get("f1_best") or 0 for l in LABELS) / len(LABELS)
-        if all("f1_best" in c["labels"][l] for l in LABELS)
-        else None,
+        "macro_f1_oracle": None if None in best else sum(best) / len(best),
         "macro_auprc": c["macro_auprc"],
         "f1": {l: c["labels"][l]["f1"] for l in LABELS},
         "source": path.name,

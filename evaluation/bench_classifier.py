@@ -196,17 +196,6 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def cpu_model() -> str | None:
-    """The CPU's model name (speeds differ between machines: AVX2 only vs AVX-512/AMX)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def compare(args, rounds: int = 3) -> dict:
     """Per-session throughput (batch 64) of --model and --compare, alternating A B A B ... so that drift
     in the machine's load falls on both; medians over the rounds."""
@@ -260,13 +249,15 @@ def main(argv=None) -> int:
 
     import torch
 
+    from alliance_nlp.precision import cpu_name
+
     t0 = time.time()
     load1 = os.getloadavg()
     result: dict = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {
             "cpu": platform.processor() or platform.machine(),
-            "cpu_model": cpu_model(),
+            "cpu_model": cpu_name(),
             "cpu_count": os.cpu_count(),
             "threads": args.threads,
             "python": platform.python_version(),

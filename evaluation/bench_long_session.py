@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from alliance_nlp.precision import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "data" / "examples" / "session_cbt.txt"
@@ -37,16 +38,6 @@ def make_session(n: int, path: Path) -> Path:
                 f"[{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}]" + lines[i % len(lines)].split("]", 1)[1] + "\n"
             )
     return path
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_one(transcript: Path, out: Path, runtime: str) -> dict:

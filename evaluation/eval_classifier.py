@@ -231,26 +231,22 @@ def main(argv=None) -> int:
                 + " may have been trained on: figures from this run are not held-out",
                 file=sys.stderr,
             )
-    analysed = {}
     seg = {"segment": {"max_chars": args.segment_max_chars}} if args.segment_max_chars else None
-    for corpus in sorted({r["corpus"] for r in test}):
-        whole = read_corpus(corpus, args.corpus_dir)
-        wanted = {r["session"] for r in test if r["corpus"] == corpus}
-        picked = {k: whole[k] for k in sorted(wanted)}
-        for sid, s in cached_sessions(picked, f"{corpus}-test", args.model, config=seg).items():
-            analysed[(corpus, sid)] = record_probabilities(s)
-    preds = {"classifier": np.array([analysed[(r["corpus"], r["session"])][r["utterance"]] for r in test])}
+    corpora = {c: read_corpus(c, args.corpus_dir) for c in sorted({r["corpus"] for r in test})}
+
+    def through_product(model: str | None, config: dict | None = None) -> np.ndarray:
+        """Per test record, the probabilities the pipeline gives with `model` (cached per model)."""
+        analysed = {}
+        for corpus, whole in corpora.items():
+            picked = {k: whole[k] for k in sorted({r["session"] for r in test if r["corpus"] == corpus})}
+            for sid, s in cached_sessions(picked, f"{corpus}-test", model, config=config).items():
+                analysed[(corpus, sid)] = record_probabilities(s)
+        return np.array([analysed[(r["corpus"], r["session"])][r["utterance"]] for r in test])
+
+    preds = {"classifier": through_product(args.model, seg)}
     thr = {"classifier": np.asarray(config["calibration"]["threshold"], dtype=float)}
     if args.previous:
-        prev = {}
-        for corpus in sorted({r["corpus"] for r in test}):
-            whole = read_corpus(corpus, args.corpus_dir)
-            wanted = {r["session"] for r in test if r["corpus"] == corpus}
-            for sid, s in cached_sessions(
-                {k: whole[k] for k in sorted(wanted)}, f"{corpus}-test", args.previous
-            ).items():
-                prev[(corpus, sid)] = record_probabilities(s)
-        preds["previous"] = np.array([prev[(r["corpus"], r["session"])][r["utterance"]] for r in test])
+        preds["previous"] = through_product(args.previous)
         thr["previous"] = np.asarray(read_config(args.previous)["calibration"]["threshold"], dtype=float)
     timings = {"classifier_predict_s": round(time.time() - t0, 1)}
 

@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, help="smoke test: only the first N sessions of each split")
     args = ap.parse_args(argv)
 
-    annotated: set = set()
+    seen_by_classifier: set = set()
     try:
         from alliance_nlp.classify import default_model_path
         from alliance_nlp.model import read_config
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         release = model_release(read_config(args.model or default_model_path()))
         # the sessions the classifier trained or was tuned on (its release's train and validation
         # splits); the release's test sessions, like sessions outside it, are unseen by it
-        annotated = {
+        seen_by_classifier = {
             (r["corpus"], r["session"])
             for r in build_rows(load_annotations(release), args.corpus_dir, splits=release_splits(release))
             if r["split"] != "test"
@@ -157,8 +157,8 @@ def main(argv=None) -> int:
             "source": "Goldberg et al. 2020, client-rated alliance from ASR transcripts of 1,235 sessions",
         }
     }
-    # ---- ESConv: the classifier's training release is left out; train = development, valid = held out --
-    es_all = {k: v for k, v in read_esconv(args.corpus_dir).items() if ("esconv", k) not in annotated}
+    # ---- ESConv: sessions the classifier saw are left out; train = development, valid = held out ----
+    es_all = {k: v for k, v in read_esconv(args.corpus_dir).items() if ("esconv", k) not in seen_by_classifier}
     analysed = cached_sessions(es_all, "esconv-dev", args.model)
     dev_ids = sorted(k for k in es_all if k.startswith("train:"))
     held_ids = sorted(k for k in es_all if k.startswith("valid:"))
@@ -277,7 +277,7 @@ def main(argv=None) -> int:
     def auc(a, b):
         return roc_auc_score(a, b) if 0 < a.sum() < len(a) else np.nan
 
-    unseen = np.array([("annomi", k) not in annotated for k in aids])
+    unseen = np.array([("annomi", k) not in seen_by_classifier for k in aids])
     ridge_total = np.array(
         [Aggregator(finals["ridge"], n_boot=0)(am_analysed[k]).results.estimates["total"].estimate for k in aids]
     )

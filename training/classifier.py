@@ -233,7 +233,7 @@ def train(
     log = log or (lambda rec: None)
     t0 = time.time()
 
-    from training.auxiliary import GROUPS, N_AUX, OFFSETS, read_auxiliary
+    from training.auxiliary import GROUPS, N_AUX, read_auxiliary
 
     aux_groups = list(cfg.aux_groups or GROUPS)
     if cfg.aux_weight and aux_table is None:
@@ -253,8 +253,11 @@ def train(
         warnings.simplefilter("ignore", FutureWarning)
         encoder = get_peft_model(base.model, lcfg).to(device)
     context = ContextLayer(base.hidden_size, **cfg.context).to(device)
-    # auxiliary targets read the same contextual vectors as the marker head; the head is not saved
-    aux_head = torch.nn.Linear(int(cfg.context.get("dim", 256)), N_AUX).to(device)
+    # auxiliary targets read the same contextual vectors as the marker head; that head is not saved
+    aux_params = []
+    if cfg.aux_weight:
+        aux_head = torch.nn.Linear(int(cfg.context.get("dim", 256)), N_AUX).to(device)
+        aux_params = list(aux_head.parameters())
     window = int(cfg.context.get("window", 8))
     lookahead = int(cfg.context.get("lookahead", 0))
 
@@ -271,7 +274,7 @@ def train(
     opt = torch.optim.AdamW(
         [
             {"params": enc_params, "lr": cfg.lr_encoder},
-            {"params": list(context.parameters()) + list(aux_head.parameters()), "lr": cfg.lr_context},
+            {"params": list(context.parameters()) + aux_params, "lr": cfg.lr_context},
         ],
         weight_decay=cfg.weight_decay,
     )
@@ -350,10 +353,10 @@ def train(
                 loss = loss + loss_fn(logits[b_i, la:lb], torch.as_tensor(lab, device=device))
             loss = loss / (n_loss * len(LABELS))
             if cfg.aux_weight:
-                loss = loss + cfg.aux_weight * aux_loss(aux_head(feats), seqs, aux_groups, GROUPS, OFFSETS, device)
+                loss = loss + cfg.aux_weight * aux_loss(aux_head(feats), seqs, aux_groups, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(enc_params + list(context.parameters()) + list(aux_head.parameters()), 1.0)
+            torch.nn.utils.clip_grad_norm_(enc_params + list(context.parameters()) + aux_params, 1.0)
             opt.step()
             sched.step()
             step += 1
@@ -448,9 +451,13 @@ def train(
     return predictor
 
 
-def aux_loss(za: torch.Tensor, seqs: list, groups: list[str], all_groups: dict, offsets: dict, device) -> torch.Tensor:
-    """Mean cross-entropy of the auxiliary groups over the chunks' loss-bearing utterances that carry one."""
-    names = list(all_groups)
+def aux_loss(za: torch.Tensor, seqs: list, groups: Sequence[str], device: Any) -> torch.Tensor:
+    """Mean cross-entropy of the auxiliary `groups` over the chunks' loss-bearing utterances that carry one.
+
+    seqs: the training step's chunks, (..., loss from, loss to, labels, auxiliary targets) tuples."""
+    from training.auxiliary import GROUPS, OFFSETS
+
+    names = list(GROUPS)
     total, n = za.new_zeros(()), 0
     for b_i, (_, _, _, la, lb, _, aux) in enumerate(seqs):
         if aux is None:
@@ -459,7 +466,7 @@ def aux_loss(za: torch.Tensor, seqs: list, groups: list[str], all_groups: dict, 
             tgt = torch.as_tensor(aux[:, names.index(g)], device=device)
             m = tgt >= 0
             if bool(m.any()):
-                o, k = offsets[g], len(all_groups[g])
+                o, k = OFFSETS[g], len(GROUPS[g])
                 total = total + F.cross_entropy(za[b_i, la:lb][m, o : o + k], tgt[m], reduction="sum")
                 n += int(m.sum())
     return total / max(n, 1)

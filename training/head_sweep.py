@@ -28,8 +28,16 @@ from alliance_nlp.encoder import encode_batches, load_base
 from alliance_nlp.labels import LABELS, RUPTURE_LABELS
 from alliance_nlp.model import ContextLayer, merge_lora, pad_sequences, role_id, tokenize_utterances
 from training.annotations import ROOT
-from training.auxiliary import GROUPS, N_AUX, OFFSETS, aux_targets, read_auxiliary
-from training.classifier import average_precision, fit_calibration, pos_weights, seed_everything
+from training.auxiliary import GROUPS, N_AUX, read_auxiliary
+from training.classifier import (
+    SessionData,
+    aux_loss,
+    average_precision,
+    fit_calibration,
+    pos_weights,
+    seed_everything,
+    sessions_from_rows,
+)
 from training.dataset import build_rows, load_annotations, release_splits
 from training.thresholds import best_threshold, expected_calibration_error, f1_at
 
@@ -51,30 +59,12 @@ VARIANTS: dict[str, dict] = {
 BASE_CONTEXT = {"dim": 256, "layers": 1, "heads": 4, "ffn": 512, "window": 8, "lookahead": 2, "dropout": 0.2}
 
 
-def sessions(path: Path):
-    """Per session in utterance order: key, split, texts, roles, labels (T, 6), aux targets (T, groups)."""
-    rows = build_rows(load_annotations(path), splits=release_splits(path))
-    table = read_auxiliary()
-    by: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        by.setdefault((r["corpus"], r["session"]), []).append(r)
-    out = []
-    for key, rs in sorted(by.items()):
-        rs.sort(key=lambda r: r["position"])
-        out.append(
-            {
-                "key": key,
-                "split": rs[0]["split"],
-                "texts": [r["text"] for r in rs],
-                "roles": [r["role"] for r in rs],
-                "Y": np.array([r["labels"] for r in rs], dtype=np.float32),
-                "A": aux_targets([(key[0], key[1], r["utterance"]) for r in rs], table),
-            }
-        )
-    return out
+def sessions(path: Path) -> list[SessionData]:
+    """The release's sessions in utterance order, with their auxiliary targets."""
+    return sessions_from_rows(build_rows(load_annotations(path), splits=release_splits(path)), read_auxiliary())
 
 
-def vectors(sess: list[dict], encoder: str, release_sha: str) -> list[np.ndarray]:
+def vectors(sess: list[SessionData], encoder: str, release_sha: str) -> list[np.ndarray]:
     """Mean-pooled, role-prefixed vectors of every utterance from a fixed encoder (cached)."""
     tag = hashlib.sha256(f"{encoder}|{release_sha}".encode()).hexdigest()[:12]
     f = CACHE / f"vectors-{tag}.npz"
@@ -96,7 +86,7 @@ def vectors(sess: list[dict], encoder: str, release_sha: str) -> list[np.ndarray
     out, t0 = [], time.time()
     with torch.inference_mode():
         for i, s in enumerate(sess):
-            ids = tokenize_utterances(base.tokenizer, s["texts"], s["roles"], 128)
+            ids = tokenize_utterances(base.tokenizer, s.texts, s.roles, 128)
             out.append(encode_batches(base.model, base.tokenizer, ids, 64, "cpu").numpy().astype(np.float32))
             if i % 100 == 0:
                 print(f"encoded {i}/{len(sess)} sessions ({time.time() - t0:.0f} s)", flush=True)
@@ -110,10 +100,10 @@ def run_variant(sess, vecs, spec: dict, seed: int = 13, epochs: int = 25) -> dic
     ctx_cfg = {**BASE_CONTEXT, **spec.get("context", {})}
     aux_w = float(spec.get("aux_weight", 0.0))
     groups = spec.get("aux_groups", list(GROUPS))
-    tr = [i for i, s in enumerate(sess) if s["split"] == "train"]
-    va = [i for i, s in enumerate(sess) if s["split"] == "validation"]
-    te = [i for i, s in enumerate(sess) if s["split"] == "test"]
-    Ytr = np.concatenate([sess[i]["Y"] for i in tr])
+    tr = [i for i, s in enumerate(sess) if s.split == "train"]
+    va = [i for i, s in enumerate(sess) if s.split == "validation"]
+    te = [i for i, s in enumerate(sess) if s.split == "test"]
+    Ytr = np.concatenate([sess[i].labels for i in tr])
     pw = pos_weights(Ytr, "sqrt", 20.0)
     model = ContextLayer(vecs[0].shape[1], **ctx_cfg)
     aux_head = torch.nn.Linear(ctx_cfg["dim"], N_AUX)
@@ -123,7 +113,7 @@ def run_variant(sess, vecs, spec: dict, seed: int = 13, epochs: int = 25) -> dic
 
     def batch(idx):
         x, r, pad = pad_sequences(
-            [torch.from_numpy(vecs[i]) for i in idx], [[role_id(q) for q in sess[i]["roles"]] for i in idx], "cpu"
+            [torch.from_numpy(vecs[i]) for i in idx], [[role_id(q) for q in sess[i].roles] for i in idx], "cpu"
         )
         return x, r, pad
 
@@ -145,7 +135,7 @@ def run_variant(sess, vecs, spec: dict, seed: int = 13, epochs: int = 25) -> dic
         groups_b, cur, n = [], [], 0
         for i in order:  # about 256 utterances a step
             cur.append(i)
-            n += len(sess[i]["texts"])
+            n += len(sess[i].texts)
             if n >= 256:
                 groups_b.append(cur)
                 cur, n = [], 0
@@ -158,33 +148,19 @@ def run_variant(sess, vecs, spec: dict, seed: int = 13, epochs: int = 25) -> dic
             loss = 0.0
             n_utt = 0
             for b, i in enumerate(idx):
-                T = len(sess[i]["texts"])
-                loss = loss + bce(z[b, :T], torch.from_numpy(sess[i]["Y"]))
+                T = len(sess[i].texts)
+                loss = loss + bce(z[b, :T], torch.from_numpy(sess[i].labels))
                 n_utt += T
             loss = loss / (n_utt * len(LABELS))
             if aux_w:
-                za = aux_head(h)
-                aux_loss, n_aux = 0.0, 0
-                for g in groups:
-                    o, k = OFFSETS[g], len(GROUPS[g])
-                    gi = list(GROUPS).index(g)
-                    for b, i in enumerate(idx):
-                        tgt = torch.from_numpy(sess[i]["A"][:, gi])
-                        m = tgt >= 0
-                        if m.any():
-                            T = len(tgt)
-                            aux_loss = aux_loss + torch.nn.functional.cross_entropy(
-                                za[b, :T][m, o : o + k], tgt[m], reduction="sum"
-                            )
-                            n_aux += int(m.sum())
-                if n_aux:
-                    loss = loss + aux_w * aux_loss / n_aux
+                spans = [(None, None, None, 0, len(sess[i].texts), None, sess[i].aux) for i in idx]
+                loss = loss + aux_w * aux_loss(aux_head(h), spans, groups, "cpu")
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
         Zv = np.concatenate(predict(va))
-        Yv = np.concatenate([sess[i]["Y"] for i in va])
+        Yv = np.concatenate([sess[i].labels for i in va])
         score = float(np.nanmean([average_precision(Yv[:, j], Zv[:, j]) for j in range(len(LABELS))]))
         log.append(round(score, 4))
         if score > best_score:
@@ -192,8 +168,8 @@ def run_variant(sess, vecs, spec: dict, seed: int = 13, epochs: int = 25) -> dic
     model.load_state_dict(best)
     Zv_s, Zt_s = predict(va), predict(te)
     Zv, Zt = np.concatenate(Zv_s), np.concatenate(Zt_s)
-    Yv = np.concatenate([sess[i]["Y"] for i in va])
-    Yt = np.concatenate([sess[i]["Y"] for i in te])
+    Yv = np.concatenate([sess[i].labels for i in va])
+    Yt = np.concatenate([sess[i].labels for i in te])
     cal = fit_calibration(Yv, Zv, pw)
     off, temp, thr = (np.array(cal[k]) for k in ("logit_offset", "temperature", "threshold"))
     Pv, Pt = sigmoid((Zv - off) / temp), sigmoid((Zt - off) / temp)
@@ -202,11 +178,11 @@ def run_variant(sess, vecs, spec: dict, seed: int = 13, epochs: int = 25) -> dic
     res["val_curve"] = log
     res["repair_structure"] = repair_structure(
         [sigmoid((z - off) / temp) for z in Zv_s],
-        [sess[i]["Y"] for i in va],
+        [sess[i].labels for i in va],
         [sigmoid((z - off) / temp) for z in Zt_s],
-        [sess[i]["Y"] for i in te],
+        [sess[i].labels for i in te],
     )
-    corp = np.concatenate([[sess[i]["key"][0]] * len(sess[i]["texts"]) for i in te])
+    corp = np.concatenate([[sess[i].key[0]] * len(sess[i].texts) for i in te])
     res["per_corpus_macro_f1"] = {
         c: float(np.mean([f1_at(Yt[corp == c, j], Pt[corp == c, j], thr[j]) for j in range(len(LABELS))]))
         for c in sorted(set(corp))
