@@ -186,9 +186,8 @@ def main(argv=None) -> int:
     from alliance_nlp.classify import default_model_path
     from alliance_nlp.model import read_config
     from evaluation.baselines import TfidfLogReg, ZeroShotSimilarity
-    from evaluation.product import cached_sessions, record_probabilities
+    from evaluation.product import split_probabilities
     from training.classifier import data_version
-    from training.corpora import read_corpus
     from training.dataset import model_release
 
     torch.set_num_threads(args.threads)
@@ -232,16 +231,10 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
     seg = {"segment": {"max_chars": args.segment_max_chars}} if args.segment_max_chars else None
-    corpora = {c: read_corpus(c, args.corpus_dir) for c in sorted({r["corpus"] for r in test})}
 
     def through_product(model: str | None, config: dict | None = None) -> np.ndarray:
         """Per test record, the probabilities the pipeline gives with `model` (cached per model)."""
-        analysed = {}
-        for corpus, whole in corpora.items():
-            picked = {k: whole[k] for k in sorted({r["session"] for r in test if r["corpus"] == corpus})}
-            for sid, s in cached_sessions(picked, f"{corpus}-test", model, config=config).items():
-                analysed[(corpus, sid)] = record_probabilities(s)
-        return np.array([analysed[(r["corpus"], r["session"])][r["utterance"]] for r in test])
+        return split_probabilities(test, "test", model, args.corpus_dir, config)
 
     preds = {"classifier": through_product(args.model, seg)}
     thr = {"classifier": np.asarray(config["calibration"]["threshold"], dtype=float)}
@@ -543,12 +536,18 @@ def render_ablations(ab: dict | None) -> list[str]:
     for row in ab.get("rows", []):
         per = row.get("f1", {})
         L.append(
-            f"| {row['name']} | {row.get('what', '')} | {_f(row.get('macro_f1'))} | {_f(row.get('macro_f1_oracle'))} | "
+            f"| {row['name']} | {row.get('what', '')} | {_f(row.get('macro_f1'))}{_seeds(row)} | "
+            f"{_f(row.get('macro_f1_oracle'))} | "
             f"{_f(row.get('macro_auprc'))} | " + " | ".join(_f(per.get(l), 2) for l in LABELS) + " |"
         )
     L += [""] + [f"- {n}" for n in ab.get("notes", [])]
     L.append(f"\nSource: `{ab.get('source')}`.")
     return L
+
+
+def _seeds(row: dict) -> str:
+    n = row.get("seeds", 1)
+    return "" if n < 2 else f" ± {_f(row.get('macro_f1_sd'))} ({n} seeds)"
 
 
 def render_speed(sp: dict | None) -> list[str]:

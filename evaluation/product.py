@@ -120,3 +120,23 @@ def cached_sessions(
                 fh.write(json.dumps([k, s.to_dict()]) + "\n")
         tmp.replace(path)
     return {k: cached[k] for k in corpus_sessions}
+
+
+def split_probabilities(
+    rows: Sequence[dict[str, Any]],
+    name: str,
+    model: str | None = None,
+    corpus_dir: str | None = None,
+    config: dict[str, dict[str, Any]] | None = None,
+) -> np.ndarray:
+    """Per coded record of `rows` (in their order), the probabilities the pipeline gives with `model`:
+    each record's whole session analysed (cached as `<corpus>-<name>`), mapped back to the record."""
+    from training.corpora import read_corpus
+
+    analysed: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+    for corpus in sorted({r["corpus"] for r in rows}):
+        whole = read_corpus(corpus, corpus_dir)
+        picked = {k: whole[k] for k in sorted({r["session"] for r in rows if r["corpus"] == corpus})}
+        for sid, s in cached_sessions(picked, f"{corpus}-{name}", model, config=config).items():
+            analysed[(corpus, sid)] = record_probabilities(s)
+    return np.array([analysed[(r["corpus"], r["session"])][r["utterance"]] for r in rows])

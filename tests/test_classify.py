@@ -225,3 +225,18 @@ def test_context_layer_in_chunks_equals_the_whole_session():
         x, r = torch.randn(1, 700, 16), torch.randint(0, 3, (1, 700))
         with torch.inference_mode():
             assert torch.allclose(m(x, r), m.forward_chunked(x, r, chunk=64), atol=1e-5)
+
+
+def test_schedule_counts_the_steps_packing_makes():
+    """The LR schedule must span the steps training takes: chunks seldom fill a step exactly, so packed
+    steps outnumber utterances / utterances_per_step (the v2 recipe's schedule ended ~14% early)."""
+    from training.classifier import make_chunks, pack_steps, steps_per_epoch
+
+    spans = [(0, 0, 32), (0, 32, 64), (1, 0, 40), (2, 0, 100), (3, 0, 5)]
+    assert pack_steps(spans, 96) == [[(0, 0, 32), (0, 32, 64)], [(1, 0, 40)], [(2, 0, 100)], [(3, 0, 5)]]
+    lengths = [37, 80, 5, 64, 120, 33, 9]
+    cfg = TrainConfig(chunk_utterances=32, utterances_per_step=96)
+    steps = pack_steps(make_chunks(lengths, 32, random.Random(0)), 96)
+    assert sorted(u for g in steps for u in g) == sorted(make_chunks(lengths, 32, random.Random(0)))
+    assert all(sum(b - a for _, a, b in g) <= 96 or len(g) == 1 for g in steps)
+    assert steps_per_epoch(lengths, cfg) > -(-sum(lengths) // 96)

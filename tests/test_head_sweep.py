@@ -41,11 +41,19 @@ def test_ablation_rows_come_from_the_results_files(tmp_path, monkeypatch):
     for i, l in enumerate(LABELS):
         res["results"]["classifier"]["labels"][l] = {"f1": 0.1 * i, "f1_best": 0.1 * i + 0.01}
     (tmp_path / "classifier.json").write_text(json.dumps(res))
-    sweep = {"base|default|13": {"macro_f1": 0.3, "macro_f1_oracle": 0.31, "macro_auprc": 0.32, "f1": {}}}
+
+    def run(f1):
+        return {"macro_f1": f1, "macro_f1_oracle": f1, "macro_auprc": f1, "f1": {l: f1 for l in LABELS}}
+
+    sweep = {"base|default|13": run(0.3), "mpnet|default|13": run(0.4), "mpnet|default|14": run(0.5)}
     (tmp_path / "head_sweep.json").write_text(json.dumps(sweep))
     monkeypatch.setattr(ablations, "RESULTS", tmp_path)
     assert ablations.main() == 0
     out = json.loads((tmp_path / "ablations.json").read_text())
     names = [r["name"] for r in out["rows"]]
-    assert names == ["shipped", "fixed encoder: default"]
+    assert names == ["shipped", "fixed MiniLM-L6: default", "fixed mpnet: default"]
+    # seeds of one encoder and variant are one row: their mean, with their spread
+    mp = out["rows"][2]
+    assert mp["seeds"] == 2 and abs(mp["macro_f1"] - 0.45) < 1e-9 and abs(mp["macro_f1_sd"] - 0.0707) < 1e-3
+    assert out["rows"][1]["seeds"] == 1 and out["rows"][1]["macro_f1_sd"] is None
     assert abs(out["rows"][0]["macro_f1_oracle"] - (sum(0.1 * i for i in range(6)) / 6 + 0.01)) < 1e-9

