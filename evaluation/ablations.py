@@ -113,6 +113,21 @@ def main() -> int:
                 "coded rupture within 4 utterances (the rest follow strain not coded as a rupture, or one "
                 "further back)."
             )
+    rs_file = RESULTS / "repair_structure.json"
+    if rs_file.is_file():
+        rs = json.loads(rs_file.read_text(encoding="utf-8"))
+        g0, g5, g1 = rs["gate_0.0"], rs["gate_0.5"], rs["gate_1.0"]
+        picked = max(("gate_0.0", "gate_0.5", "gate_1.0"), key=lambda g: rs[g]["val_auprc"])
+        notes.append(
+            f"Repair structure on the shipped model ({rs['model']}, through the pipeline; "
+            "`python -m evaluation.repair_structure`): test repair F1 "
+            f"{g0['f1']:.3f} (AUPRC {g0['auprc']:.3f}) from the repair score alone, {g5['f1']:.3f} "
+            f"(AUPRC {g5['auprc']:.3f}) times the square root of the highest rupture probability of the "
+            f"{rs['k']} records before, {g1['f1']:.3f} (AUPRC {g1['auprc']:.3f}) times that probability "
+            "(each threshold chosen on validation, max-F1 cut). Validation repair AUPRC, which picks the form: "
+            f"{g0['val_auprc']:.3f}, {g5['val_auprc']:.3f}, {g1['val_auprc']:.3f}, so validation picks "
+            + ("no gate and none ships." if picked == "gate_0.0" else f"{picked} (not shipped: needs recalibration).")
+        )
     out = {
         "protocol": "Release v2.0 fixed test split (180 sessions, 7,161 utterances); thresholds and "
         "calibration chosen on validation. 'product' rows: trained models through the `analyze` pipeline. "

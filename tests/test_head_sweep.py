@@ -57,3 +57,13 @@ def test_ablation_rows_come_from_the_results_files(tmp_path, monkeypatch):
     assert mp["seeds"] == 2 and abs(mp["macro_f1"] - 0.45) < 1e-9 and abs(mp["macro_f1_sd"] - 0.0707) < 1e-3
     assert out["rows"][1]["seeds"] == 1 and out["rows"][1]["macro_f1_sd"] is None
     assert abs(out["rows"][0]["macro_f1_oracle"] - (sum(0.1 * i for i in range(6)) / 6 + 0.01)) < 1e-9
+
+
+def test_product_records_split_back_into_sessions_in_order():
+    from evaluation.repair_structure import per_session
+
+    rows = [{"corpus": "c", "session": s, "labels": [i] * len(LABELS)} for i, s in enumerate("aabbbc")]
+    P = np.arange(6 * len(LABELS), dtype=float).reshape(6, len(LABELS))
+    Ps, Ys = per_session(rows, P)
+    assert [len(p) for p in Ps] == [2, 3, 1] and [len(y) for y in Ys] == [2, 3, 1]
+    assert Ps[1][0, 0] == P[2, 0] and Ys[2][0, 0] == 5

@@ -229,6 +229,7 @@ def repair_structure(Pv: list, Yv: list, Pt: list, Yt: list, k: int = 4) -> dict
         st = np.concatenate([P[:, REPAIR] * prior_rupture(P, k) ** a for P in Pt])
         t = best_threshold(yv, sv)[0]
         out[f"gate_{a}"] = {
+            "val_auprc": average_precision(yv, sv),
             "f1": f1_at(yt, st, t),
             "f1_oracle": best_threshold(yt, st)[1],
             "auprc": average_precision(yt, st),
