@@ -119,6 +119,34 @@ def main() -> int:
                 "coded rupture within 4 utterances (the rest follow strain not coded as a rupture, or one "
                 "further back)."
             )
+    if sweep_file.is_file():
+        enc = {}
+        for key, v in json.loads(sweep_file.read_text(encoding="utf-8")).items():
+            encoder, variant, _ = key.split("|")
+            if variant == "default":
+                enc.setdefault(encoder, []).append(v)
+        if len(enc) > 1:
+            notes.append(
+                "Base encoders, frozen, default variant (mean over seeds): "
+                + "; ".join(
+                    f"{ENCODER_NAMES.get(e, e)} ({len(vs)} seeds) test macro-F1 "
+                    f"{np.mean([v['macro_f1'] for v in vs]):.3f}, test macro-AUPRC "
+                    f"{np.mean([v['macro_auprc'] for v in vs]):.3f}, validation macro-AUPRC "
+                    f"{np.mean([v['val_macro_auprc'] for v in vs]):.3f}"
+                    for e, vs in enc.items()
+                )
+                + "."
+            )
+    be_file = RESULTS / "bench_encoders.json"
+    if be_file.is_file():
+        be = json.loads(be_file.read_text(encoding="utf-8"))
+        ups = ", ".join(f"{k} {v} utterances/s" for k, v in be["utterances_per_s"].items())
+        params = ", ".join(f"{k} {v} M" for k, v in be["parameters_millions"].items())
+        notes.append(
+            f"Cost of the stronger encoder (`python -m evaluation.bench_encoders`, encoding only, {be['cpu']}, "
+            f"{be['threads']} threads, {be['utterances']} test utterances, {be['rounds']} interleaved rounds): "
+            f"{ups}; {be['cost_ratio']} times the encoding time ({params} parameters)."
+        )
     rs_file = RESULTS / "repair_structure.json"
     if rs_file.is_file():
         rs = json.loads(rs_file.read_text(encoding="utf-8"))

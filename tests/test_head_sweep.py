@@ -43,7 +43,13 @@ def test_ablation_rows_come_from_the_results_files(tmp_path, monkeypatch):
     (tmp_path / "classifier.json").write_text(json.dumps(res))
 
     def run(f1):
-        return {"macro_f1": f1, "macro_f1_oracle": f1, "macro_auprc": f1, "f1": {l: f1 for l in LABELS}}
+        return {
+            "macro_f1": f1,
+            "macro_f1_oracle": f1,
+            "macro_auprc": f1,
+            "val_macro_auprc": f1,
+            "f1": {l: f1 for l in LABELS},
+        }
 
     sweep = {"base|default|13": run(0.3), "mpnet|default|13": run(0.4), "mpnet|default|14": run(0.5)}
     (tmp_path / "head_sweep.json").write_text(json.dumps(sweep))
@@ -56,6 +62,8 @@ def test_ablation_rows_come_from_the_results_files(tmp_path, monkeypatch):
     mp = out["rows"][2]
     assert mp["seeds"] == 2 and abs(mp["macro_f1"] - 0.45) < 1e-9 and abs(mp["macro_f1_sd"] - 0.0707) < 1e-3
     assert out["rows"][1]["seeds"] == 1 and out["rows"][1]["macro_f1_sd"] is None
+    # two encoders: a note compares them on their default variant
+    assert any("mpnet (2 seeds) test macro-F1 0.450" in n for n in out["notes"])
     assert abs(out["rows"][0]["macro_f1_oracle"] - (sum(0.1 * i for i in range(6)) / 6 + 0.01)) < 1e-9
 
 
