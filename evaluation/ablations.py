@@ -119,9 +119,8 @@ def main() -> int:
                 "coded rupture within 4 utterances (the rest follow strain not coded as a rupture, or one "
                 "further back)."
             )
-    if sweep_file.is_file():
-        enc = {}
-        for key, v in json.loads(sweep_file.read_text(encoding="utf-8")).items():
+        enc: dict[str, list[dict]] = {}
+        for key, v in sweep.items():
             encoder, variant, _ = key.split("|")
             if variant == "default":
                 enc.setdefault(encoder, []).append(v)

@@ -191,16 +191,14 @@ def main(argv=None) -> int:
     from alliance_nlp.classify import default_model_path
     from alliance_nlp.model import read_config
     from evaluation.baselines import TfidfLogReg, ZeroShotSimilarity
-    from evaluation.product import split_probabilities
+    from evaluation.product import split_probabilities, split_rows
     from training.classifier import data_version
     from training.dataset import model_release
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
     ann = Path(args.annotations) if args.annotations else model_release(read_config(args.model or default_model_path()))
-    rows = build_rows(load_annotations(ann), args.corpus_dir, splits=release_splits(ann))
-    key = lambda r: (r["corpus"], r["session"], r["position"])  # noqa: E731  (= sessions_from_rows order)
-    split = {s: sorted((r for r in rows if r["split"] == s), key=key) for s in ("train", "validation", "test")}
+    split = split_rows(ann, args.corpus_dir)
     test = split["test"]
     Y = np.array([r["labels"] for r in test], dtype=int)
     sess_ids = np.array([f"{r['corpus']}/{r['session']}" for r in test])

@@ -122,6 +122,16 @@ def cached_sessions(
     return {k: cached[k] for k in corpus_sessions}
 
 
+def split_rows(release: Path, corpus_dir: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The release's coded records per split (train, validation, test), each in session and utterance
+    order (the order of `training.classifier.sessions_from_rows`), with their text from the corpora."""
+    from training.dataset import build_rows, load_annotations, release_splits
+
+    rows = build_rows(load_annotations(release), corpus_dir, splits=release_splits(release))
+    rows.sort(key=lambda r: (r["corpus"], r["session"], r["position"]))
+    return {s: [r for r in rows if r["split"] == s] for s in ("train", "validation", "test")}
+
+
 def split_probabilities(
     rows: Sequence[dict[str, Any]],
     name: str,

@@ -42,17 +42,16 @@ def main(argv=None) -> int:
 
     from alliance_nlp.classify import default_model_path
     from alliance_nlp.model import read_config
-    from evaluation.product import split_probabilities
-    from training.dataset import build_rows, load_annotations, model_release, release_splits
+    from evaluation.product import split_probabilities, split_rows
+    from training.dataset import model_release
 
     model = Path(args.model) if args.model else default_model_path()
     ann = model_release(read_config(model))
-    rows = build_rows(load_annotations(ann), args.corpus_dir, splits=release_splits(ann))
-    key = lambda r: (r["corpus"], r["session"], r["position"])  # noqa: E731
-    got = {}
-    for s in ("validation", "test"):
-        rs = sorted((r for r in rows if r["split"] == s), key=key)
-        got[s] = per_session(rs, split_probabilities(rs, s, args.model, args.corpus_dir))
+    split = split_rows(ann, args.corpus_dir)
+    got = {
+        s: per_session(split[s], split_probabilities(split[s], s, args.model, args.corpus_dir))
+        for s in ("validation", "test")
+    }
     out = repair_structure(*got["validation"], *got["test"], k=args.k)
     out = {"model": model.name, "k": args.k, **out}
     write_json_atomic(Path(args.out), out)

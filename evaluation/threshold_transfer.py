@@ -51,8 +51,8 @@ def halves_study(Y: np.ndarray, P: np.ndarray, groups: np.ndarray, repeats: int,
     sessions = np.unique(groups)
     acc = {r: {l: {"f1": [], "gap": []} for l in LABELS} for r in RULES}
     for i in range(repeats):
-        a = set(rng.permutation(sessions)[: len(sessions) // 2])
-        in_a = np.array([g in a for g in groups])
+        a = rng.permutation(sessions)[: len(sessions) // 2]
+        in_a = np.isin(groups, a)
         for j, lab in enumerate(LABELS):
             ya, pa, yb, pb = Y[in_a, j], P[in_a, j], Y[~in_a, j], P[~in_a, j]
             if not yb.sum():
@@ -101,17 +101,16 @@ def main(argv=None) -> int:
 
     from alliance_nlp.classify import default_model_path
     from alliance_nlp.model import read_config
-    from evaluation.product import split_probabilities
-    from training.dataset import build_rows, load_annotations, model_release, release_splits
+    from evaluation.product import split_probabilities, split_rows
+    from training.dataset import model_release
 
     model = Path(args.model) if args.model else default_model_path()
     config = read_config(model)
     ann = Path(args.annotations) if args.annotations else model_release(config)
-    rows = build_rows(load_annotations(ann), args.corpus_dir, splits=release_splits(ann))
-    key = lambda r: (r["corpus"], r["session"], r["position"])  # noqa: E731
-    split = {s: sorted((r for r in rows if r["split"] == s), key=key) for s in ("validation", "test")}
+    split = split_rows(ann, args.corpus_dir)
     data = {}
-    for s, rs in split.items():
+    for s in ("validation", "test"):
+        rs = split[s]
         P = split_probabilities(rs, s, args.model, args.corpus_dir)
         Y = np.array([r["labels"] for r in rs], dtype=int)
         data[s] = (Y, P, np.array([f"{r['corpus']}/{r['session']}" for r in rs]))
