@@ -544,7 +544,8 @@ def render_threshold_rules(tr: dict | None, model: str | None) -> list[str]:
         + ", ".join(f"`{k}` {_f(h[k]['macro_f1'])} (largest gap {_f(worst(h[k]))})" for k in rules)
         + ". For the record, on test (it chose nothing): "
         + ", ".join(f"`{k}` macro-F1 {_f(t[k]['macro_f1'])} (largest gap {_f(worst(t[k]))})" for k in t)
-        + ", where `shipped` is what the model shipped with before the rule was applied.",
+        + ", where `shipped` is the thresholds the model folder held before the rule was applied (those the "
+        "training loop set on its own validation predictions).",
     ]
     return L
 
