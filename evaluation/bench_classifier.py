@@ -199,8 +199,7 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model
 def compare(args, rounds: int = 3) -> dict:
     """Per-session throughput (batch 64) of --model and --compare, alternating A B B A A B ... so that
     drift in the machine's load and any cost of going first fall on both; medians over the rounds.
-    (Before 0.6.0 the order was A B A B: two runs of 0.6.0 against 0.5.0, same architecture, gave
-    ratios 0.93 and 0.87 that way, while an A B B A check in one process gave 1.02.)"""
+    (Before 0.6.0 the order was A B A B, so the first model always went first.)"""
     from alliance_nlp.classify import default_model_path
 
     def shown(p: str) -> str:  # a path inside the checkout is shown relative to it
