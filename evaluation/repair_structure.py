@@ -22,6 +22,16 @@ from training.head_sweep import repair_structure
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "evaluation" / "results" / "repair_structure.json"
+GATES = ("gate_0.0", "gate_0.5", "gate_1.0")
+MIN_VAL_GAIN = 0.01  # validation repair AUPRC a gate must add over none (set in 0.6.0, after 0.003 was seen)
+
+
+def chosen_gate(result: dict) -> str:
+    """The form validation picks: the gate with the best validation AUPRC if it beats no gate by at
+    least MIN_VAL_GAIN, else no gate (smaller gains moved with the weights from one run to the next)."""
+    best = max(GATES, key=lambda g: result[g]["val_auprc"])
+    gain = result[best]["val_auprc"] - result["gate_0.0"]["val_auprc"]
+    return best if gain >= MIN_VAL_GAIN else "gate_0.0"
 
 
 def per_session(rows: list[dict], P: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -75,3 +75,12 @@ def test_product_records_split_back_into_sessions_in_order():
     Ps, Ys = per_session(rows, P)
     assert [len(p) for p in Ps] == [2, 3, 1] and [len(y) for y in Ys] == [2, 3, 1]
     assert Ps[1][0, 0] == P[2, 0] and Ys[2][0, 0] == 5
+
+
+def test_a_repair_gate_is_chosen_only_with_a_clear_validation_gain():
+    from evaluation.repair_structure import MIN_VAL_GAIN, chosen_gate
+
+    res = {g: {"val_auprc": v} for g, v in (("gate_0.0", 0.128), ("gate_0.5", 0.131), ("gate_1.0", 0.114))}
+    assert chosen_gate(res) == "gate_0.0"  # a 0.003 gain is below the margin
+    res["gate_1.0"]["val_auprc"] = 0.128 + MIN_VAL_GAIN + 0.001
+    assert chosen_gate(res) == "gate_1.0"
