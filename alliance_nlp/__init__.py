@@ -1,6 +1,6 @@
 """alliance-nlp: measure the therapeutic alliance in psychotherapy session transcripts."""
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 from .batch import analyze  # noqa: E402
 from .pipeline import Pipeline  # noqa: E402

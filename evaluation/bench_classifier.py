@@ -9,7 +9,11 @@ Measures, each in a fresh worker process so peak RSS belongs to that measurement
   passes after one warm-up pass, and peak RSS: per session (`clf(session)` on 60-utterance sessions,
   as the pipeline calls it: tokenization, encoder, context layer, calibration, filling the Session)
   and in bulk (`predict_proba` over all sessions at once, batches spanning sessions);
-- cost of a 50-minute session (600 utterances) at the default batch size.
+- cost of a 50-minute session (600 utterances) at the default batch size;
+- with --compare DIR: both models' per-session throughput, paired: each worker process loads both and
+  times them in alternating passes (A B B A ...), and several processes alternate which one loads
+  first. Throughput differs by about 10% between fresh processes of the same model on a shared
+  machine, so the ratio is taken within each process and reported per process with its median and range.
 Text: utterances generated from our own invented vocabulary (never corpus text), word counts drawn so
 that the encoder sees about 25 tokens on average with a long tail to 250 (truncated at max_length).
 Writes evaluation/results/bench_classifier.json.
@@ -157,6 +161,28 @@ def worker(args) -> dict:
             clf(invented_session(600, seed=7))
             times.append(time.perf_counter() - t)
         out.update({"utterances": len(s.utterances), "seconds": times, "median_s": statistics.median(times)})
+    elif args.task == "pair":  # both models in this process, passes alternating A B B A ...
+        other = MarkerClassifier.load(args.compare, device="cpu", batch_size=args.batch_size, dtype=args.dtype)
+        sessions = [invented_session(60, seed=100 + i, sid=f"s{i}") for i in range(args.utterances // 60)]
+        n = sum(len(s.utterances) for s in sessions)
+        clfs = {"model": clf, "compare": other}
+        for c in clfs.values():
+            c(invented_session(60, seed=99))  # warm-up
+        times: dict[str, list[float]] = {"model": [], "compare": []}
+        for i in range(args.passes):
+            for k in ("model", "compare")[:: 1 if i % 2 == 0 else -1]:
+                t = time.perf_counter()
+                for s in sessions:
+                    clfs[k](s)
+                times[k].append(time.perf_counter() - t)
+        out.update(
+            {
+                "utterances": n,
+                "seconds": times,
+                "utterances_per_s": {k: n / statistics.median(v) for k, v in times.items()},
+                "ratio_model_over_compare": statistics.median(times["compare"]) / statistics.median(times["model"]),
+            }
+        )
     elif args.task == "dtype_agreement":
         import numpy as np
 
@@ -189,6 +215,8 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model
         cmd += ["--model", model or args.model]
     if dtype:
         cmd += ["--dtype", dtype]
+    if task == "pair":
+        cmd += ["--compare", args.compare, "--passes", str(args.passes)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if res.returncode:
@@ -196,32 +224,51 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def compare(args, rounds: int = 3) -> dict:
-    """Per-session throughput (batch 64) of --model and --compare, alternating A B B A A B ... so that
-    drift in the machine's load and any cost of going first fall on both; medians over the rounds.
-    (Before 0.6.0 the order was A B A B, so the first model always went first.)"""
+def compare(args) -> dict:
+    """Per-session throughput (batch 64) of --model and --compare, paired within each worker process
+    (both loaded, passes alternating A B B A ...); `--rounds` processes alternate which model loads
+    first. Before 0.6.1 each model ran in its own processes, and the ratio carried the ~10% spread
+    between fresh processes of one model (0.6.0's same-shape weights measured 0.87-0.93 that way)."""
     from alliance_nlp.classify import default_model_path
 
     def shown(p: str) -> str:  # a path inside the checkout is shown relative to it
         q = Path(p).resolve()
         return str(q.relative_to(ROOT)) if q.is_relative_to(ROOT) else p
 
-    models = {"model": shown(args.model or str(default_model_path())), "compare": shown(args.compare)}
-    runs: dict[str, list[float]] = {k: [] for k in models}
-    for i in range(rounds):
-        for k, m in list(models.items())[:: 1 if i % 2 == 0 else -1]:
-            runs[k].append(run_worker(args, "throughput", 64, model=m)["utterances_per_s"])
-    out = {
-        k: {
-            "path": m,
-            "utterances_per_s": statistics.median(runs[k]),
-            "rounds": runs[k],
-            "cpu_seconds_per_1000_utterances": 1000 / statistics.median(runs[k]) * args.threads,
-            "wall_seconds_per_1000_utterances": 1000 / statistics.median(runs[k]),
+    model, other = args.model or str(default_model_path()), args.compare
+    paths = {"model": shown(model), "compare": shown(other)}
+    procs = []
+    for i in range(args.rounds):
+        if i % 2 == 0:
+            r = run_worker(args, "pair", 64, model=model)
+        else:  # the compared model loads first in this process
+            args_swapped = argparse.Namespace(**{**vars(args), "compare": model})
+            r = run_worker(args_swapped, "pair", 64, model=other)
+            for key in ("seconds", "utterances_per_s"):  # back to this model / the compared one
+                r[key] = {"model": r[key]["compare"], "compare": r[key]["model"]}
+            r["ratio_model_over_compare"] = 1 / r["ratio_model_over_compare"]
+        r["loaded_first"] = "model" if i % 2 == 0 else "compare"
+        procs.append(r)
+    ratios = [p["ratio_model_over_compare"] for p in procs]
+    out: dict = {}
+    for k in ("model", "compare"):
+        ups = statistics.median(p["utterances_per_s"][k] for p in procs)
+        out[k] = {
+            "path": paths[k],
+            "utterances_per_s": ups,
+            "per_process": [p["utterances_per_s"][k] for p in procs],
+            "cpu_seconds_per_1000_utterances": 1000 / ups * args.threads,
+            "wall_seconds_per_1000_utterances": 1000 / ups,
         }
-        for k, m in models.items()
-    }
-    out["ratio_model_over_compare"] = out["model"]["utterances_per_s"] / out["compare"]["utterances_per_s"]
+    out["method"] = (
+        f"{args.rounds} worker processes, each loading both models and timing {args.passes} passes of "
+        f"{procs[0]['utterances']} invented utterances per model in the order A B B A ...; the ratio is "
+        "the compared model's median pass time over this model's, within each process"
+    )
+    out["processes"] = procs
+    out["ratio_per_process"] = ratios
+    out["ratio_model_over_compare"] = statistics.median(ratios)
+    out["ratio_range"] = [min(ratios), max(ratios)]
     return out
 
 
@@ -232,7 +279,7 @@ def main(argv=None) -> int:
     ap.add_argument("--utterances", type=int, default=1200)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--dtype", choices=["float32", "bfloat16"])
-    ap.add_argument("--worker", choices=["cold", "throughput", "session", "dtype_agreement"])
+    ap.add_argument("--worker", choices=["cold", "throughput", "session", "dtype_agreement", "pair"])
     ap.add_argument("--spawned-at", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--bf16", action="store_true", help="also measure dtype=bfloat16")
     ap.add_argument(
@@ -241,8 +288,13 @@ def main(argv=None) -> int:
         help="another model folder (e.g. the previous model): per-session throughput of both, interleaved "
         "in this run, and the cost per 1,000 utterances of each",
     )
+    ap.add_argument("--compare-only", action="store_true", help="only the --compare measurement")
+    ap.add_argument("--rounds", type=int, default=4, help="worker processes for --compare")
+    ap.add_argument("--passes", type=int, default=6, help="timed passes per model in each --compare process")
     ap.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "bench_classifier.json"))
     args = ap.parse_args(argv)
+    if args.compare_only and not args.compare:
+        ap.error("--compare-only needs --compare DIR")
     if args.worker:
         args.task = args.worker
         print(json.dumps(worker(args)))
@@ -266,11 +318,12 @@ def main(argv=None) -> int:
             "load_average_at_start": [round(x, 2) for x in load1],
         },
         "text": "invented utterances (our own phrases), lognormal word counts; never corpus text",
-        "cold_start": run_worker(args, "cold", 64),
-        "throughput": {str(bs): run_worker(args, "throughput", bs) for bs in (1, 32, 128)},
-        "session_50_minutes": run_worker(args, "session", 64),
     }
-    if args.bf16:
+    if not args.compare_only:
+        result["cold_start"] = run_worker(args, "cold", 64)
+        result["throughput"] = {str(bs): run_worker(args, "throughput", bs) for bs in (1, 32, 128)}
+        result["session_50_minutes"] = run_worker(args, "session", 64)
+    if args.bf16 and not args.compare_only:
         result["bfloat16"] = {
             "throughput_128": run_worker(args, "throughput", 128, "bfloat16"),
             "agreement": run_worker(args, "dtype_agreement", 64, "bfloat16"),
@@ -282,6 +335,10 @@ def main(argv=None) -> int:
     from alliance_nlp.files import write_json_atomic
 
     write_json_atomic(args.out, result)
+    if args.compare_only:
+        c = result["comparison"]
+        print(json.dumps({"ratio_model_over_compare": c["ratio_model_over_compare"], "ratio_range": c["ratio_range"]}))
+        return 0
     tp = {bs: round(v["utterances_per_s"], 1) for bs, v in result["throughput"].items()}
     bulk = {bs: round(v["bulk_utterances_per_s"], 1) for bs, v in result["throughput"].items()}
     print(

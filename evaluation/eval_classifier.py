@@ -589,7 +589,8 @@ def render_speed(sp: dict | None) -> list[str]:
         "## Cost",
         "",
         f"One run of `python -m evaluation.bench_classifier --compare` on {cpu}, {m.get('threads')} threads "
-        f"({sp.get('generated')}); per-session calls, batch 64, the two models interleaved.",
+        f"({sp.get('generated')}); per-session calls, batch 64; "
+        + (c["method"] + "." if "method" in c else "the two models interleaved."),
         "",
         "| model | utterances / s | wall seconds per 1,000 utterances | CPU-core seconds per 1,000 utterances |",
         "|---|---|---|---|",
@@ -600,7 +601,10 @@ def render_speed(sp: dict | None) -> list[str]:
             f"| `{v['path']}` | {_f(v['utterances_per_s'], 1)} | {_f(v['wall_seconds_per_1000_utterances'], 1)} | "
             f"{_f(v['cpu_seconds_per_1000_utterances'], 1)} |"
         )
-    L.append(f"\nThroughput ratio (this model / compared): {_f(c['ratio_model_over_compare'], 2)}.")
+    ratio = f"\nThroughput ratio (this model / compared): {_f(c['ratio_model_over_compare'], 2)}"
+    if "ratio_per_process" in c:
+        ratio += f" (median over processes; per process {', '.join(_f(r, 3) for r in c['ratio_per_process'])})"
+    L.append(ratio + ".")
     return L
 
 

@@ -164,6 +164,30 @@ def test_tiny_model_trains_and_round_trips(tmp_path, tiny_base):
         assert u.markers == [l for l, v, t in zip(LABELS, p, loaded.thresholds) if v >= t]
 
 
+def test_full_fine_tuning_saves_exact_changes_the_runtime_merges(tmp_path, tiny_base):
+    """finetune: full trains the target weights at full rank (nothing else in the encoder) and writes
+    their changes as exact LoRA factors, so the unchanged loader reproduces the trained model."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "full"
+    clf = train(tiny_config(tiny_base, finetune="full", lr_encoder=1e-2), tiny_rows(), out)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["finetune"] == "full"
+    acfg = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert acfg["r"] == acfg["lora_alpha"] == 32  # min(out, in) of every target in the tiny BERT
+    assert set(acfg["target_modules"]) == {"query", "value"}
+    tensors = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert len(tensors) == 2 * 2 * 2  # 2 layers x (query, value) x (A, B)
+    assert all(".layer." in k for k in tensors)
+    assert max(float(v.abs().max()) for k, v in tensors.items() if "lora_B" in k) > 0  # the weights moved
+    session = invented_session()
+    np.testing.assert_allclose(
+        clf.predict_proba([session])[0], MarkerClassifier.load(out, device="cpu").predict_proba([session])[0], atol=1e-5
+    )
+    with pytest.raises(ValueError, match="finetune"):
+        train(tiny_config(tiny_base, finetune="partial"), tiny_rows(), tmp_path / "bad")
+
+
 def test_length_sorted_batching_keeps_input_order(tiny_base):
     base = load_base(tiny_base)
     tok = base.tokenizer

@@ -71,7 +71,9 @@ class TrainConfig:
     chunk_utterances: int = 32  # utterances with loss per chunk
     utterances_per_step: int = 96  # loss-bearing utterances per optimiser step
     encode_batch: int = 32  # micro-batch for the encoder inside a step
-    lr_encoder: float = 5e-4  # LoRA parameters
+    finetune: str = "lora"  # "lora", or "full": every weight of lora.target_modules in the encoder layers
+    # trained at full rank (biases, LayerNorms and embeddings frozen), saved exactly in the LoRA layout
+    lr_encoder: float = 5e-4  # LoRA parameters (or, with finetune: full, the encoder weights)
     lr_context: float = 1e-3  # context layer and head
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
@@ -272,10 +274,22 @@ def train(
 
     base = load_base(cfg.base_model, sha256=cfg.base_sha256)
     tok = base.tokenizer
-    lcfg = LoraConfig(**cfg.lora)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        encoder = get_peft_model(base.model, lcfg).to(device)
+    if cfg.finetune not in ("lora", "full"):
+        raise ValueError(f"finetune must be 'lora' or 'full', not {cfg.finetune!r}")
+    base_weights: dict[str, torch.Tensor] = {}
+    if cfg.finetune == "full":
+        encoder = base.model.to(device)
+        for prm in encoder.parameters():
+            prm.requires_grad_(False)
+        for name, mod in full_rank_targets(encoder, cfg.lora["target_modules"]).items():
+            mod.weight.requires_grad_(True)
+            base_weights[name] = mod.weight.detach().clone()
+    else:
+        lcfg = LoraConfig(**cfg.lora)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            encoder = get_peft_model(base.model, lcfg).to(device)
+    trained = {k for k, v in encoder.named_parameters() if v.requires_grad}
     context = ContextLayer(base.hidden_size, **cfg.context).to(device)
     # auxiliary targets read the same contextual vectors as the marker head; that head is not saved
     aux_params = []
@@ -409,7 +423,7 @@ def train(
             best_score = summ["macro_auprc"]
             best = (
                 epoch,
-                {k: v.detach().clone() for k, v in encoder.state_dict().items() if "lora_" in k},
+                {k: v.detach().clone() for k, v in encoder.named_parameters() if k in trained},
                 copy.deepcopy(context.state_dict()),
             )
         if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -449,6 +463,7 @@ def train(
         "role_prefix": True,
         "context": cfg.context,
         "lora": {k: v for k, v in cfg.lora.items()},
+        **({"finetune": "full"} if cfg.finetune == "full" else {}),
         "calibration": {
             **calibration,
             "method": "p = sigmoid((logit - logit_offset) / temperature); "
@@ -468,7 +483,7 @@ def train(
     }
     predictor = MarkerClassifier(encoder, tok, context, {**run_cfg, **config}, device, cfg.eval_batch)
     if output:
-        save_artifact(output, encoder, context, config)
+        save_artifact(output, encoder, context, config, base_weights or None)
         log({"event": "saved", "path": str(output), "elapsed_s": round(time.time() - t0, 1)})
     return predictor
 
@@ -507,18 +522,73 @@ def fit_calibration(
     return {"logit_offset": offset.tolist(), "temperature": temps, "threshold": thr.tolist()}
 
 
-def save_artifact(path: str | os.PathLike, encoder: Any, context: Any, config: dict[str, Any]) -> None:
-    """Write adapter/ (peft LoRA), context.safetensors and config.json; never the base weights."""
+def full_rank_targets(encoder: torch.nn.Module, target_modules: Sequence[str]) -> dict[str, torch.nn.Linear]:
+    """The Linear layers of the encoder's transformer layers whose last name part is in `target_modules`
+    (the pooler, unused by mean pooling, is left out)."""
+    return {
+        name: mod
+        for name, mod in encoder.named_modules()
+        if isinstance(mod, torch.nn.Linear) and ".layer." in f".{name}" and name.rsplit(".", 1)[-1] in target_modules
+    }
+
+
+def full_rank_adapter(encoder: torch.nn.Module, base_weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fine-tuned weights' changes D = W - W0 written exactly as LoRA factors B @ A of rank
+    min(out, in): A = I, B = D when in <= out, else A = D, B = I. The runtime merges them as it merges
+    any adapter, so a fully fine-tuned model needs no other artifact format."""
+    out: dict[str, torch.Tensor] = {}
+    mods = dict(encoder.named_modules())
+    for name, w0 in base_weights.items():
+        d = (mods[name].weight.detach() - w0).float().cpu()
+        n_out, n_in = d.shape
+        if n_in <= n_out:
+            a, b = torch.eye(n_in), d
+        else:
+            a, b = d, torch.eye(n_out)
+        out[f"base_model.model.{name}.lora_A.weight"] = a.contiguous()
+        out[f"base_model.model.{name}.lora_B.weight"] = b.contiguous()
+    return out
+
+
+def save_artifact(
+    path: str | os.PathLike,
+    encoder: Any,
+    context: Any,
+    config: dict[str, Any],
+    base_weights: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write adapter/ (peft LoRA layout), context.safetensors and config.json; never the base weights.
+    With `base_weights` (full fine-tuning) the adapter holds the exact full-rank changes."""
     from safetensors.torch import save_file
 
     from alliance_nlp.integrity import write_manifest
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    encoder.save_pretrained(str(path / "adapter"))
-    (path / "adapter" / "README.md").unlink(missing_ok=True)  # peft's placeholder card; ours is ../README.md
     ac = path / "adapter" / "adapter_config.json"
-    acfg = json.loads(ac.read_text())
+    if base_weights:
+        tensors = full_rank_adapter(encoder, base_weights)
+        rank = max(min(w.shape) for w in base_weights.values())
+        if any(min(w.shape) != rank for w in base_weights.values()):
+            raise ValueError("full fine-tuning export needs one rank min(out, in) for every target module")
+        (path / "adapter").mkdir(exist_ok=True)
+        save_file(tensors, str(path / "adapter" / "adapter_model.safetensors"))
+        acfg = {
+            "peft_type": "LORA",
+            "r": rank,
+            "lora_alpha": rank,  # scaling 1: B @ A is the change itself
+            "lora_dropout": 0.0,
+            "target_modules": sorted({n.rsplit(".", 1)[-1] for n in base_weights}),
+            "bias": "none",
+            "use_dora": False,
+            "use_rslora": False,
+            "fan_in_fan_out": False,
+            "task_type": None,
+        }
+    else:
+        encoder.save_pretrained(str(path / "adapter"))
+        (path / "adapter" / "README.md").unlink(missing_ok=True)  # peft's placeholder card; ours is ../README.md
+        acfg = json.loads(ac.read_text())
     acfg["base_model_name_or_path"] = config["base_model"]["name"]  # not a local site-packages path
     ac.write_text(json.dumps(acfg, indent=1) + "\n")
     save_file(
