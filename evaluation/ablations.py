@@ -28,6 +28,12 @@ RESULTS = ROOT / "evaluation" / "results"
 PRODUCT_ROWS = [
     ("classifier.json", "shipped", "LoRA (all six layers, r 16), context 8 back / 2 ahead, auxiliary targets; records"),
     (
+        "classifier_v2_full_finetune.json",
+        "full fine-tuning",
+        "every query, key, value and dense weight of the six layers trained at full rank (lr 5e-5; biases, "
+        "LayerNorms, embeddings frozen) instead of LoRA, otherwise the shipped recipe; thresholds by the same rule",
+    ),
+    (
         "classifier_v2_0.5.json",
         "0.5.0 model",
         "LoRA in layers 3-5 only, r 8, trained before the schedule fix; thresholds by the same rule. The rows "
@@ -77,6 +83,8 @@ def product_row(path: Path, name: str, what: str) -> dict | None:
         "macro_f1": c["macro_f1"],
         "macro_f1_oracle": None if None in best else sum(best) / len(best),
         "macro_auprc": c["macro_auprc"],
+        # the training loop's validation figure (coded records, before the pipeline): provenance only
+        "training_val_macro_auprc": r.get("model_config", {}).get("validation", {}).get("macro_auprc"),
         "f1": {l: c["labels"][l]["f1"] for l in LABELS},
         "source": path.name,
     }

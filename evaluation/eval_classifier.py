@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     result = {
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": str(model_path),
-        "model_config": {k: config.get(k) for k in ("name", "base_model", "context", "lora")},
+        "model_config": model_summary(config),
         "data": {
             **now,
             "trained_on": trained_on,
@@ -548,6 +548,19 @@ def render_threshold_rules(tr: dict | None, model: str | None) -> list[str]:
         "training loop set on its own validation predictions).",
     ]
     return L
+
+
+def model_summary(config: dict) -> dict:
+    """What a result records of the model it ran: shape, adaptation, and the training loop's own
+    validation figures (on the coded records, not through the pipeline: provenance, not a result)."""
+    tr = config.get("training", {})
+    val = tr.get("validation", {})
+    return {
+        **{k: config.get(k) for k in ("name", "base_model", "context", "lora")},
+        "finetune": config.get("finetune", "lora"),
+        "validation": {k: val.get(k) for k in ("macro_auprc", "macro_f1", "best_epoch")},
+        "train_seconds": tr.get("train_seconds"),
+    }
 
 
 def render_ablations(ab: dict | None) -> list[str]:

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import average_precision_score as average_precision
 
 from alliance_nlp.files import write_json_atomic
 from alliance_nlp.labels import LABELS
@@ -139,6 +140,9 @@ def main(argv=None) -> int:
             "sessions": len(np.unique(Gv)),
             "records": len(Yv),
             "positives": dict(zip(LABELS, Yv.sum(0).tolist())),
+            # the ranking on validation through the product: where models are compared before test
+            "auprc": {l: average_precision(Yv[:, j], Pv[:, j]) for j, l in enumerate(LABELS)},
+            "macro_auprc": float(np.mean([average_precision(Yv[:, j], Pv[:, j]) for j in range(len(LABELS))])),
         },
         "validation_halves": {"repeats": args.repeats, **study},
         "test": test,

@@ -171,8 +171,9 @@ def _wait_for_done(out: Path, n: int, proc: subprocess.Popen, timeout: float = 1
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_a_run_killed_midway_is_finished_by_a_rerun_without_redoing_any_session(tmp_path, sig):
     """SIGKILL (or Ctrl-C) after a few sessions: only complete sessions exist; the rerun does the rest,
-    none twice (the folders the first run finished are untouched), none lost."""
-    n = 24
+    none twice (the folders the first run finished are untouched), none lost. Enough sessions that the
+    run cannot finish between the third one and the signal on a busy machine (24 once did)."""
+    n = 96
     inp, out = tiny_folder(tmp_path, n, lines=2), tmp_path / "out"
     proc = _start(inp, out, "--steps", "diarize,segment,classify")
     _wait_for_done(out, 3, proc)

@@ -264,3 +264,21 @@ def test_schedule_counts_the_steps_packing_makes():
     assert sorted(u for g in steps for u in g) == sorted(make_chunks(lengths, 32, random.Random(0)))
     assert all(sum(b - a for _, a, b in g) <= 96 or len(g) == 1 for g in steps)
     assert steps_per_epoch(lengths, cfg) > -(-sum(lengths) // 96)
+
+
+def test_compressing_a_full_rank_adapter_keeps_the_model_up_to_the_dropped_rank(tmp_path, tiny_base):
+    """training.compress_adapter: at the changes' full rank the compressed model is the same model; at a
+    lower rank it is the best approximation, with its error recorded."""
+    from training import compress_adapter
+
+    full = tmp_path / "full"
+    clf = train(tiny_config(tiny_base, finetune="full", lr_encoder=1e-2), tiny_rows(), full)
+    session = invented_session()
+    ref = clf.predict_proba([session])[0]
+    compress_adapter.main(["--model", str(full), "--rank", "32", "--output", str(tmp_path / "r32")])
+    same = MarkerClassifier.load(tmp_path / "r32", device="cpu").predict_proba([session])[0]
+    np.testing.assert_allclose(ref, same, atol=1e-5)
+    compress_adapter.main(["--model", str(full), "--rank", "1", "--output", str(tmp_path / "r1")])
+    cfg = json.loads((tmp_path / "r1" / "config.json").read_text())
+    assert cfg["lora"]["r"] == 1 and 0 < cfg["training"]["compressed"]["relative_frobenius_error"]["max"] < 1
+    MarkerClassifier.load(tmp_path / "r1", device="cpu").predict_proba([session])

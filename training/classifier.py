@@ -462,7 +462,9 @@ def train(
         "max_length": cfg.max_length,
         "role_prefix": True,
         "context": cfg.context,
-        "lora": {k: v for k, v in cfg.lora.items()},
+        "lora": {k: v for k, v in cfg.lora.items()}
+        if cfg.finetune == "lora"
+        else {"target_modules": list(cfg.lora["target_modules"]), "layers_to_transform": None, "full_rank": True},
         **({"finetune": "full"} if cfg.finetune == "full" else {}),
         "calibration": {
             **calibration,
