@@ -227,7 +227,7 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model
 def compare(args) -> dict:
     """Per-session throughput (batch 64) of --model and --compare, paired within each worker process
     (both loaded, passes alternating A B B A ...); `--rounds` processes alternate which model loads
-    first. Before 0.6.1 each model ran in its own processes, and the ratio carried the ~10% spread
+    first. Before 0.7.0 each model ran in its own processes, and the ratio carried the ~20% spread
     between fresh processes of one model (0.6.0's same-shape weights measured 0.87-0.93 that way)."""
     from alliance_nlp.classify import default_model_path
 
