@@ -12,7 +12,7 @@ Measures, each in a fresh worker process so peak RSS belongs to that measurement
 - cost of a 50-minute session (600 utterances) at the default batch size;
 - with --compare DIR: both models' per-session throughput, paired: each worker process loads both and
   times them in alternating passes (A B B A ...), and several processes alternate which one loads
-  first. Throughput differs by about 10% between fresh processes of the same model on a shared
+  first. Throughput differs by up to about 20% between fresh processes of the same model on a shared
   machine, so the ratio is taken within each process and reported per process with its median and range.
 Text: utterances generated from our own invented vocabulary (never corpus text), word counts drawn so
 that the encoder sees about 25 tokens on average with a long tail to 250 (truncated at max_length).
@@ -196,7 +196,9 @@ def worker(args) -> dict:
     return out
 
 
-def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model: str | None = None) -> dict:
+def run_worker(
+    args, task: str, batch_size: int, dtype: str | None = None, model: str | None = None, compare: str | None = None
+) -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -215,8 +217,8 @@ def run_worker(args, task: str, batch_size: int, dtype: str | None = None, model
         cmd += ["--model", model or args.model]
     if dtype:
         cmd += ["--dtype", dtype]
-    if task == "pair":
-        cmd += ["--compare", args.compare, "--passes", str(args.passes)]
+    if task == "pair":  # `compare` is the model loaded second
+        cmd += ["--compare", compare or args.compare, "--passes", str(args.passes)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if res.returncode:
@@ -240,10 +242,9 @@ def compare(args) -> dict:
     procs = []
     for i in range(args.rounds):
         if i % 2 == 0:
-            r = run_worker(args, "pair", 64, model=model)
+            r = run_worker(args, "pair", 64, model=model, compare=other)
         else:  # the compared model loads first in this process
-            args_swapped = argparse.Namespace(**{**vars(args), "compare": model})
-            r = run_worker(args_swapped, "pair", 64, model=other)
+            r = run_worker(args, "pair", 64, model=other, compare=model)
             for key in ("seconds", "utterances_per_s"):  # back to this model / the compared one
                 r[key] = {"model": r[key]["compare"], "compare": r[key]["model"]}
             r["ratio_model_over_compare"] = 1 / r["ratio_model_over_compare"]

@@ -133,6 +133,7 @@ def main(argv=None) -> int:
                 test["shipped"][lab] = {"threshold": float(shipped[j]), "f1": f, "gap": best - f}
     for r in test:
         test[r]["macro_f1"] = float(np.mean([test[r][l]["f1"] for l in LABELS]))
+    val_auprc = {l: float(average_precision(Yv[:, j], Pv[:, j])) for j, l in enumerate(LABELS)}
     out = {
         "model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
         "protocol": __doc__.split("\n\n")[2].replace("\n", " "),
@@ -141,8 +142,8 @@ def main(argv=None) -> int:
             "records": len(Yv),
             "positives": dict(zip(LABELS, Yv.sum(0).tolist())),
             # the ranking on validation through the product: where models are compared before test
-            "auprc": {l: average_precision(Yv[:, j], Pv[:, j]) for j, l in enumerate(LABELS)},
-            "macro_auprc": float(np.mean([average_precision(Yv[:, j], Pv[:, j]) for j in range(len(LABELS))])),
+            "auprc": val_auprc,
+            "macro_auprc": float(np.mean(list(val_auprc.values()))),
         },
         "validation_halves": {"repeats": args.repeats, **study},
         "test": test,

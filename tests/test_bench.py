@@ -12,10 +12,10 @@ def test_paired_ratio_keeps_its_orientation_when_the_load_order_swaps(monkeypatc
     speed = {"fast": 2.0, "slow": 1.0}  # seconds per pass = 1 / speed
     calls = []
 
-    def fake_worker(args, task, batch_size, dtype=None, model=None):
+    def fake_worker(args, task, batch_size, dtype=None, model=None, compare=None):
         assert task == "pair"
-        calls.append((model, args.compare))
-        first, second = model, args.compare
+        calls.append((model, compare))
+        first, second = model, compare
         return {
             "utterances": 120,
             "seconds": {"model": [1 / speed[first]] * 2, "compare": [1 / speed[second]] * 2},

@@ -89,6 +89,10 @@ class TrainConfig:
     threads: int | None = 2  # torch CPU threads (None: leave as is)
     device: str | None = None  # None: cuda when available, else cpu
 
+    def __post_init__(self) -> None:
+        if self.finetune not in ("lora", "full"):
+            raise ValueError(f"finetune must be 'lora' or 'full', not {self.finetune!r}")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f for f in cls.__dataclass_fields__}
@@ -274,8 +278,6 @@ def train(
 
     base = load_base(cfg.base_model, sha256=cfg.base_sha256)
     tok = base.tokenizer
-    if cfg.finetune not in ("lora", "full"):
-        raise ValueError(f"finetune must be 'lora' or 'full', not {cfg.finetune!r}")
     base_weights: dict[str, torch.Tensor] = {}
     if cfg.finetune == "full":
         encoder = base.model.to(device)
@@ -569,12 +571,12 @@ def save_artifact(
     path.mkdir(parents=True, exist_ok=True)
     ac = path / "adapter" / "adapter_config.json"
     if base_weights:
-        tensors = full_rank_adapter(encoder, base_weights)
-        rank = max(min(w.shape) for w in base_weights.values())
-        if any(min(w.shape) != rank for w in base_weights.values()):
+        ranks = {min(w.shape) for w in base_weights.values()}
+        if len(ranks) != 1:
             raise ValueError("full fine-tuning export needs one rank min(out, in) for every target module")
+        rank = ranks.pop()
         (path / "adapter").mkdir(exist_ok=True)
-        save_file(tensors, str(path / "adapter" / "adapter_model.safetensors"))
+        save_file(full_rank_adapter(encoder, base_weights), str(path / "adapter" / "adapter_model.safetensors"))
         acfg = {
             "peft_type": "LORA",
             "r": rank,
