@@ -67,6 +67,8 @@ SWEEP_WHAT = {
     "wide": "context 16 back / 4 ahead",
     "aux_wide": "context 16 back / 4 ahead + auxiliary targets",
     "two_layers": "two context layers",
+    "pair": "+ each utterance also read as a sentence pair after the other speaker's latest utterance (the bid "
+    "it answers), pooled over its own tokens; that vector concatenated to the plain one",
 }
 
 

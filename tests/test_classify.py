@@ -40,7 +40,8 @@ def tiny_base(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny_bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ":", ".", ",", "?", "'", "therapist", "client"] + WORDS
     (d / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
+    # transformers 5 reads a vocab file path from `vocab`; with `vocab_file` every word became [UNK]
+    BertTokenizerFast(vocab=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
     torch.manual_seed(0)
     cfg = BertConfig(
         vocab_size=len(dict.fromkeys(vocab)),

@@ -84,3 +84,50 @@ def test_a_repair_gate_is_chosen_only_with_a_clear_validation_gain():
     assert chosen_gate(res) == "gate_0.0"  # a 0.003 gain is below the margin
     res["gate_1.0"]["val_auprc"] = 0.128 + MIN_VAL_GAIN + 0.001
     assert chosen_gate(res) == "gate_1.0"
+
+
+def test_previous_other_is_the_other_speakers_latest_utterance_within_reach():
+    from training.head_sweep import previous_other
+
+    texts = ["a", "b", "c", "d"]
+    roles = ["therapist", "client", "client", "therapist"]
+    assert previous_other(texts, roles, 0) is None  # nothing before
+    assert previous_other(texts, roles, 2) == "therapist: a"  # skips the client's own "b"
+    assert previous_other(texts, roles, 3) == "client: c"
+    assert previous_other(texts, roles, 2, back=1) is None  # the bid is out of reach
+
+
+def test_pair_vectors_pool_the_utterances_own_tokens_in_the_light_of_the_bid(tmp_path):
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from alliance_nlp.encoder import BaseEncoder
+    from training.classifier import SessionData
+    from training.head_sweep import pair_vectors
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ":", "therapist", "client", "how", "fine", "sad", "ok"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    # transformers 5 reads a vocab file path from `vocab` (with `vocab_file` every word became [UNK])
+    BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"), do_lower_case=True).save_pretrained(tmp_path)
+    tok = BertTokenizerFast.from_pretrained(tmp_path)
+    assert tok.unk_token_id not in tok("therapist: how", add_special_tokens=False)["input_ids"]
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    base = BaseEncoder(BertModel(cfg).eval(), tok, {"name": "tiny", "path": str(tmp_path), "sha256": None})
+
+    def sess(texts, roles):
+        return SessionData(("c", "s"), "train", texts, roles, np.zeros((len(texts), len(LABELS)), dtype=np.float32))
+
+    with torch.inference_mode():
+        a = pair_vectors(base, sess(["how", "fine"], ["therapist", "client"]))
+        b = pair_vectors(base, sess(["sad", "fine"], ["therapist", "client"]))
+        alone = pair_vectors(base, sess(["fine"], ["client"]))
+    assert a.shape == (2, 16)
+    assert not np.allclose(a[1], b[1])  # the same reply reads differently after a different bid
+    # with no bid before it, an utterance is encoded alone, over all its tokens
+    ids = tok("client: fine", return_tensors="pt")
+    with torch.inference_mode():
+        h = base.model(**ids).last_hidden_state[0]
+    np.testing.assert_allclose(alone[0], h.mean(0).numpy(), rtol=1e-5, atol=1e-6)

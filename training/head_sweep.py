@@ -2,6 +2,7 @@
 
     python -m training.head_sweep --encoder base --out evaluation/results/head_sweep.json
     python -m training.head_sweep --encoder models/alliance-markers-v1 --variants default,aux
+    python -m training.head_sweep --variants pair --out evaluation/results/head_sweep.json
     python -m training.head_sweep --name all-mpnet-base-v2 --variants default,aux --seeds 13,14,15 \
         --encoder DIR/all-mpnet-base-v2@78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658 \
         --out evaluation/results/head_sweep.json
@@ -30,7 +31,8 @@ import numpy as np
 import torch
 from scipy.special import expit as sigmoid
 
-from alliance_nlp.encoder import encode_batches, load_base
+from alliance_nlp.artifact import with_role
+from alliance_nlp.encoder import encode_batches, length_sorted_batches, load_base
 from alliance_nlp.labels import LABELS, RUPTURE_LABELS
 from alliance_nlp.model import ContextLayer, merge_lora, pad_sequences, role_id, tokenize_utterances
 from training.annotations import ROOT
@@ -61,6 +63,8 @@ VARIANTS: dict[str, dict] = {
     "aux_behaviour": {"aux_weight": 0.5, "aux_groups": ["annomi_behaviour", "annomi_talk"]},
     "aux_strategy": {"aux_weight": 0.5, "aux_groups": ["esconv_strategy"]},
     "aux_wide": {"aux_weight": 0.5, "context": {"window": 16, "lookahead": 4}},
+    # the encoder's vectors concatenated with its sentence-pair vectors (`pair_vectors`)
+    "pair": {"pair_input": True},
 }
 BASE_CONTEXT = {"dim": 256, "layers": 1, "heads": 4, "ffn": 512, "window": 8, "lookahead": 2, "dropout": 0.2}
 
@@ -70,13 +74,66 @@ def sessions(path: Path) -> list[SessionData]:
     return sessions_from_rows(build_rows(load_annotations(path), splits=release_splits(path)), read_auxiliary())
 
 
+def previous_other(texts: list[str], roles: list[str], t: int, back: int = 8) -> str | None:
+    """The latest of the `back` utterances before t spoken by the other role (the bid an utterance answers)."""
+    for s in range(t - 1, max(-1, t - 1 - back), -1):
+        if roles[s] != roles[t]:
+            return with_role(texts[s], roles[s])
+    return None
+
+
+def pair_vectors(base, s: SessionData, prev_tokens: int = 48, max_length: int = 160) -> np.ndarray:
+    """Each utterance encoded together with the other speaker's latest utterance before it, as a BERT
+    sentence pair (the bid's last `prev_tokens` tokens first), mean-pooled over the utterance's own
+    tokens: the utterance read in the light of what it answers, with token-level attention between the
+    two (the context layer only sees one vector per utterance)."""
+    tok = base.tokenizer
+    sep, cls = tok.sep_token_id, tok.cls_token_id
+    ids, seg = [], []
+    for t, (text, role) in enumerate(zip(s.texts, s.roles)):
+        cur = tok(with_role(text, role), add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+        prev = previous_other(s.texts, s.roles, t)
+        p = tok(prev, add_special_tokens=False)["input_ids"][-prev_tokens:] if prev else []
+        head = [cls] + p + [sep] if p else [cls]
+        ids.append(head + cur[: max_length - len(head) - 1] + [sep])
+        seg.append(len(head))
+    out = np.zeros((len(ids), base.model.config.hidden_size), dtype=np.float32)
+    for idx in length_sorted_batches([len(x) for x in ids], 64):
+        L = max(len(ids[i]) for i in idx)
+        x = torch.zeros(len(idx), L, dtype=torch.long)
+        am = torch.zeros(len(idx), L, dtype=torch.long)
+        tt = torch.zeros(len(idx), L, dtype=torch.long)
+        own = torch.zeros(len(idx), L)
+        for b, i in enumerate(idx):
+            n = len(ids[i])
+            x[b, :n] = torch.tensor(ids[i])
+            am[b, :n] = 1
+            tt[b, seg[i] : n] = 1 if seg[i] > 1 else 0
+            own[b, seg[i] : n] = 1
+            if seg[i] == 1:
+                own[b, :n] = 1
+        h = base.model(input_ids=x, attention_mask=am, token_type_ids=tt).last_hidden_state
+        v = (h * own.unsqueeze(-1)).sum(1) / own.sum(1, keepdim=True)
+        out[idx] = v.numpy()
+    return out
+
+
 def vectors(sess: list[SessionData], encoder: str, release_sha: str) -> list[np.ndarray]:
-    """Mean-pooled, role-prefixed vectors of every utterance from a fixed encoder (cached)."""
+    """Mean-pooled, role-prefixed vectors of every utterance from a fixed encoder (cached).
+
+    `A+B` concatenates two encoders' vectors; `pair:ENCODER` encodes each utterance as a sentence pair
+    with the other speaker's latest utterance (`pair_vectors`)."""
+    if "+" in encoder:
+        parts = [vectors(sess, e, release_sha) for e in encoder.split("+")]
+        return [np.concatenate(vs, axis=1) for vs in zip(*parts)]
     tag = hashlib.sha256(f"{encoder}|{release_sha}".encode()).hexdigest()[:12]
     f = CACHE / f"vectors-{tag}.npz"
     if f.is_file():
         z = np.load(f)
         return [z[str(i)] for i in range(len(sess))]
+    pair = encoder.startswith("pair:")
+    if pair:
+        encoder = encoder[5:]
     if encoder == "base":
         base = load_base()
     elif (Path(encoder) / "adapter").is_dir():  # a trained model folder: its fine-tuned encoder
@@ -92,8 +149,11 @@ def vectors(sess: list[SessionData], encoder: str, release_sha: str) -> list[np.
     out, t0 = [], time.time()
     with torch.inference_mode():
         for i, s in enumerate(sess):
-            ids = tokenize_utterances(base.tokenizer, s.texts, s.roles, 128)
-            out.append(encode_batches(base.model, base.tokenizer, ids, 64, "cpu").numpy().astype(np.float32))
+            if pair:
+                out.append(pair_vectors(base, s))
+            else:
+                ids = tokenize_utterances(base.tokenizer, s.texts, s.roles, 128)
+                out.append(encode_batches(base.model, base.tokenizer, ids, 64, "cpu").numpy().astype(np.float32))
             if i % 100 == 0:
                 print(f"encoded {i}/{len(sess)} sessions ({time.time() - t0:.0f} s)", flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -265,10 +325,17 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     ann = Path(args.annotations)
     sess = sessions(ann)
-    vecs = vectors(sess, args.encoder, hashlib.sha256(ann.read_bytes()).hexdigest())
+    release_sha = hashlib.sha256(ann.read_bytes()).hexdigest()
+    plain = pair = None
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.is_file() else {}
     for name in args.variants.split(","):
+        if VARIANTS[name].get("pair_input"):
+            pair = pair or vectors(sess, f"{args.encoder}+pair:{args.encoder}", release_sha)
+            vecs = pair
+        else:
+            plain = plain or vectors(sess, args.encoder, release_sha)
+            vecs = plain
         for seed in map(int, args.seeds.split(",")):
             t0 = time.time()
             r = run_variant(sess, vecs, VARIANTS[name], seed=seed, epochs=args.epochs)
