@@ -283,3 +283,61 @@ def test_compressing_a_full_rank_adapter_keeps_the_model_up_to_the_dropped_rank(
     cfg = json.loads((tmp_path / "r1" / "config.json").read_text())
     assert cfg["lora"]["r"] == 1 and 0 < cfg["training"]["compressed"]["relative_frobenius_error"]["max"] < 1
     MarkerClassifier.load(tmp_path / "r1", device="cpu").predict_proba([session])
+
+
+def test_a_stopped_training_run_resumes_to_the_same_weights(tmp_path, tiny_base):
+    """A run stopped mid-epoch and started again from its checkpoint ends with exactly the weights,
+    calibration and log of an uninterrupted run (hours-long CPU runs survive a stop)."""
+    from safetensors.torch import load_file
+
+    from training.classifier import read_checkpoint
+
+    rows = tiny_rows()
+    table = {("toy", r["session"], r["position"]): ("annomi_behaviour", r["position"] % 4) for r in rows}
+    cfg = dict(max_steps=None, epochs=2, utterances_per_step=3, chunk_utterances=3, aux_weight=0.5, role_dropout=0.5)
+
+    whole_log = []
+    train(tiny_config(tiny_base, **cfg), rows, tmp_path / "whole", log=whole_log.append, aux_table=table)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_10(rec):
+        if rec.get("event") == "step" and rec["step"] == 10:
+            raise Stop
+
+    ckpt = tmp_path / "run.checkpoint"
+    with pytest.raises(Stop):
+        train(
+            tiny_config(tiny_base, **cfg),
+            rows,
+            tmp_path / "run",
+            log=stop_at_10,
+            aux_table=table,
+            checkpoint=ckpt,
+            checkpoint_every_s=0,
+        )
+    state = read_checkpoint(ckpt, tiny_config(tiny_base, **cfg))
+    assert state["step"] == 10 and state["next_step_in_epoch"] > 0  # stopped inside an epoch
+    with pytest.raises(ValueError, match="another training config.*seed"):
+        read_checkpoint(ckpt, tiny_config(tiny_base, **cfg, seed=14))
+
+    resumed_log = []
+    train(
+        tiny_config(tiny_base, **cfg),
+        rows,
+        tmp_path / "run",
+        log=resumed_log.append,
+        aux_table=table,
+        checkpoint=ckpt,
+        checkpoint_every_s=0,
+    )
+    assert not ckpt.exists()  # removed once the model folder is written
+    assert [r["step"] for r in resumed_log if r["event"] == "resumed"] == [10]
+    for f in ("context.safetensors", "adapter/adapter_model.safetensors"):
+        a, b = load_file(str(tmp_path / "whole" / f)), load_file(str(tmp_path / "run" / f))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
+    cal = [json.loads((tmp_path / d / "config.json").read_text())["calibration"] for d in ("whole", "run")]
+    assert cal[0] == cal[1]
+    epochs = [[r["val_macro_auprc"] for r in log if r["event"] == "epoch"] for log in (whole_log, resumed_log)]
+    assert epochs[0] == epochs[1]

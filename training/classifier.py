@@ -249,11 +249,19 @@ def train(
     log: Callable[[dict], None] | None = None,
     data_info: dict | None = None,
     aux_table: dict | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every_s: float = 600.0,
 ) -> MarkerClassifier:
     """Train, select the best epoch, calibrate on validation; save to `output` when given.
 
     With `cfg.aux_weight` > 0 the corpora's own annotations are auxiliary targets: `aux_table`
-    ((corpus, session, utterance) -> (group, class)), read from the corpus folder when not given."""
+    ((corpus, session, utterance) -> (group, class)), read from the corpus folder when not given.
+
+    With `checkpoint`, the whole training state (trainable weights, optimiser, schedule, random
+    streams, the epoch's step plan, the best epoch so far) is written there every
+    `checkpoint_every_s` seconds and after each epoch, and a run that finds the file resumes from it
+    and ends with the same weights as an uninterrupted run: an hours-long CPU run (a larger encoder)
+    survives a stop. The file is removed when training ends."""
     from peft import LoraConfig, get_peft_model
 
     if cfg.threads:
@@ -362,13 +370,61 @@ def train(
         }
     )
     best, best_score, step = None, -np.inf, 0
-    for epoch in range(1, cfg.epochs + 1):
+    start_epoch, plan, first, run_loss, run_n = 1, None, 0, 0.0, 0
+    aux_module = aux_head if cfg.aux_weight else None
+    state = read_checkpoint(checkpoint, cfg) if checkpoint else None
+    if state is not None:
+        encoder.load_state_dict(state["encoder"], strict=False)
+        context.load_state_dict(state["context"])
+        if aux_module is not None:
+            aux_module.load_state_dict(state["aux_head"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, best_score, best = state["step"], state["best_score"], state["best"]
+        start_epoch, plan, first = state["epoch"], state["plan"], state["next_step_in_epoch"]
+        run_loss, run_n = state["run_loss"], state["run_n"]
+        rng.setstate(state["rng"])
+        np.random.set_state(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        t0 = time.time() - state["elapsed_s"]
+        log({"event": "resumed", "path": str(checkpoint), "epoch": start_epoch, "step": step})
+    last_save = time.time()
+
+    def save_state(epoch: int, plan: list | None, next_step: int) -> None:
+        write_checkpoint(
+            checkpoint,
+            {
+                "config": asdict(cfg),
+                "encoder": {k: v.detach().cpu() for k, v in encoder.named_parameters() if k in trained},
+                "context": context.state_dict(),
+                "aux_head": aux_module.state_dict() if aux_module is not None else None,
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "step": step,
+                "best_score": best_score,
+                "best": best,
+                "epoch": epoch,
+                "plan": plan,
+                "next_step_in_epoch": next_step,
+                "run_loss": run_loss,
+                "run_n": run_n,
+                "rng": rng.getstate(),
+                "numpy_rng": np.random.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "elapsed_s": time.time() - t0,
+            },
+        )
+
+    for epoch in range(start_epoch, cfg.epochs + 1):
         encoder.train()
         context.train()
-        spans = make_chunks([len(s.texts) for s in train_s], cfg.chunk_utterances, rng)
-        rng.shuffle(spans)
-        te, run_loss, run_n = time.time(), 0.0, 0
-        for group in pack_steps(spans, cfg.utterances_per_step):
+        if plan is None:  # the epoch's step plan (resuming mid-epoch: the saved one)
+            spans = make_chunks([len(s.texts) for s in train_s], cfg.chunk_utterances, rng)
+            rng.shuffle(spans)
+            plan, first, run_loss, run_n = pack_steps(spans, cfg.utterances_per_step), 0, 0.0, 0
+        te = time.time()
+        for k in range(first, len(plan)):
+            group = plan[k]
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
             n_loss = sum(b - a for _, a, b in group)
@@ -399,6 +455,9 @@ def train(
             step += 1
             run_loss += loss.item() * n_loss
             run_n += n_loss
+            if checkpoint and time.time() - last_save >= checkpoint_every_s:
+                save_state(epoch, plan, k + 1)
+                last_save = time.time()
             if step % 10 == 0:
                 log(
                     {
@@ -428,6 +487,10 @@ def train(
                 {k: v.detach().clone() for k, v in encoder.named_parameters() if k in trained},
                 copy.deepcopy(context.state_dict()),
             )
+        plan = None
+        if checkpoint:
+            save_state(epoch + 1, None, 0)
+            last_save = time.time()
         if cfg.max_steps is not None and step >= cfg.max_steps:
             break
 
@@ -489,7 +552,32 @@ def train(
     if output:
         save_artifact(output, encoder, context, config, base_weights or None)
         log({"event": "saved", "path": str(output), "elapsed_s": round(time.time() - t0, 1)})
+    if checkpoint:
+        Path(checkpoint).unlink(missing_ok=True)
     return predictor
+
+
+def write_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Atomically: a stop while writing leaves the previous checkpoint whole."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | os.PathLike, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The saved training state, or None when there is none; refuses one from another recipe."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by train()
+    theirs, ours = state.get("config", {}), asdict(cfg)
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(
+            f"{path}: checkpoint of another training config (differs in {', '.join(differ)}); remove it to start afresh"
+        )
+    return state
 
 
 def aux_loss(za: torch.Tensor, seqs: list, groups: Sequence[str], device: Any) -> torch.Tensor:

@@ -8,6 +8,10 @@ Reads the annotation release (default data/annotations/v2/alliance_markers.v2.0.
 corpora's own annotations as auxiliary targets (`aux_weight`); trains on the release's fixed train
 split, selects the epoch and calibrates on validation, and never reads the test split. Metrics go to
 <output>/train_log.jsonl (one JSON object per line: start, every 10 steps, each epoch, calibration).
+
+The training state is saved to <output>.checkpoint every 10 minutes and after each epoch; run the same
+command again after a stop and it resumes there, ending with the weights an uninterrupted run would
+have (the log goes on where it stopped). The checkpoint is removed when the model folder is written.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--corpus-dir")
     ap.add_argument("--log", help="metrics log (default <output>/train_log.jsonl)")
+    ap.add_argument("--checkpoint", help="training state to resume from and save to (default <output>.checkpoint)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=10.0, help="how often to save it (default 10)")
+    ap.add_argument("--no-checkpoint", action="store_true", help="neither save nor resume training state")
     ap.add_argument(
         "--set",
         action="append",
@@ -56,7 +63,9 @@ def main(argv=None) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     log_path = Path(args.log) if args.log else out / "train_log.jsonl"
-    log_path.write_text("")
+    ckpt = None if args.no_checkpoint else Path(args.checkpoint or f"{out}.checkpoint")
+    if ckpt is None or not ckpt.is_file():
+        log_path.write_text("")  # a fresh run; a resumed one appends
 
     def log(rec):
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **rec}
@@ -64,7 +73,15 @@ def main(argv=None) -> int:
             fh.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)
 
-    train(cfg, rows, out, log=log, data_info=data_version(ann))
+    train(
+        cfg,
+        rows,
+        out,
+        log=log,
+        data_info=data_version(ann),
+        checkpoint=ckpt,
+        checkpoint_every_s=60 * args.checkpoint_minutes,
+    )
     if (out / "config.json").is_file():
         write_manifest(out)  # the log was appended after the artifact was saved
     return 0
