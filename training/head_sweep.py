@@ -126,7 +126,11 @@ def vectors(sess: list[SessionData], encoder: str, release_sha: str) -> list[np.
     if "+" in encoder:
         parts = [vectors(sess, e, release_sha) for e in encoder.split("+")]
         return [np.concatenate(vs, axis=1) for vs in zip(*parts)]
-    tag = hashlib.sha256(f"{encoder}|{release_sha}".encode()).hexdigest()[:12]
+    key = f"{encoder}|{release_sha}"
+    sums = Path(encoder.removeprefix("pair:")) / "SHA256SUMS"
+    if sums.is_file():  # a trained model folder: its vectors follow its weights
+        key += "|" + hashlib.sha256(sums.read_bytes()).hexdigest()
+    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
     f = CACHE / f"vectors-{tag}.npz"
     if f.is_file():
         z = np.load(f)
