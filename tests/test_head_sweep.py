@@ -51,19 +51,31 @@ def test_ablation_rows_come_from_the_results_files(tmp_path, monkeypatch):
             "f1": {l: f1 for l in LABELS},
         }
 
-    sweep = {"base|default|13": run(0.3), "mpnet|default|13": run(0.4), "mpnet|default|14": run(0.5)}
+    sweep = {
+        "base|default|13": run(0.3),
+        "mpnet|default|13": run(0.4),
+        "mpnet|default|14": run(0.5),
+        "ft-MiniLM|default|13": run(0.41),
+        "ft-MiniLM+mpnet|default|13": run(0.43),
+    }
     (tmp_path / "head_sweep.json").write_text(json.dumps(sweep))
     monkeypatch.setattr(ablations, "RESULTS", tmp_path)
     assert ablations.main() == 0
     out = json.loads((tmp_path / "ablations.json").read_text())
     names = [r["name"] for r in out["rows"]]
-    assert names == ["shipped", "fixed MiniLM-L6: default", "fixed mpnet: default"]
+    assert names[:3] == ["shipped", "fixed MiniLM-L6: default", "fixed mpnet: default"]
+    assert names[3:] == [
+        "fixed shipped fine-tuned MiniLM-L6: default",
+        "fixed shipped fine-tuned MiniLM-L6 + all-mpnet-base-v2: default",
+    ]
     # seeds of one encoder and variant are one row: their mean, with their spread
     mp = out["rows"][2]
     assert mp["seeds"] == 2 and abs(mp["macro_f1"] - 0.45) < 1e-9 and abs(mp["macro_f1_sd"] - 0.0707) < 1e-3
     assert out["rows"][1]["seeds"] == 1 and out["rows"][1]["macro_f1_sd"] is None
     # two encoders: a note compares them on their default variant
-    assert any("mpnet (2 seeds) test macro-F1 0.450" in n for n in out["notes"])
+    assert any("mpnet (2 seeds) test macro-F1 0.450" in n and "fine-tuned" not in n for n in out["notes"])
+    # the stronger encoder on top of the shipped one: its own note, with the validation difference
+    assert any("validation difference +0.020" in n for n in out["notes"])
     assert abs(out["rows"][0]["macro_f1_oracle"] - (sum(0.1 * i for i in range(6)) / 6 + 0.01)) < 1e-9
 
 

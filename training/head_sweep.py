@@ -3,6 +3,9 @@
     python -m training.head_sweep --encoder base --out evaluation/results/head_sweep.json
     python -m training.head_sweep --encoder models/alliance-markers-v1 --variants default,aux
     python -m training.head_sweep --variants pair --out evaluation/results/head_sweep.json
+    python -m training.head_sweep --name ft-MiniLM+mpnet --seeds 13,14 --out evaluation/results/head_sweep.json \
+        --encoder models/alliance-markers-v2+DIR/all-mpnet-base-v2@78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658
+    (A+B concatenates the two encoders' vectors; a model folder gives its fine-tuned encoder's.)
     python -m training.head_sweep --name all-mpnet-base-v2 --variants default,aux --seeds 13,14,15 \
         --encoder DIR/all-mpnet-base-v2@78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658 \
         --out evaluation/results/head_sweep.json
