@@ -386,6 +386,8 @@ def train(
         rng.setstate(state["rng"])
         np.random.set_state(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         t0 = time.time() - state["elapsed_s"]
         log({"event": "resumed", "path": str(checkpoint), "epoch": start_epoch, "step": step})
     last_save = time.time()
@@ -411,6 +413,7 @@ def train(
                 "rng": rng.getstate(),
                 "numpy_rng": np.random.get_state(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "elapsed_s": time.time() - t0,
             },
         )
