@@ -34,6 +34,12 @@ PRODUCT_ROWS = [
         "LayerNorms, embeddings frozen) instead of LoRA, otherwise the shipped recipe; thresholds by the same rule",
     ),
     (
+        "classifier_v2_4_epochs.json",
+        "4 epochs",
+        "the shipped recipe trained for 4 epochs instead of 3 (warm-up and linear decay stretched to match); "
+        "thresholds by the same rule",
+    ),
+    (
         "classifier_v2_0.5.json",
         "0.5.0 model",
         "LoRA in layers 3-5 only, r 8, trained before the schedule fix; thresholds by the same rule. The rows "
