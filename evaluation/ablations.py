@@ -172,9 +172,7 @@ def main() -> int:
                 )
                 + "."
             )
-    stacked = {
-        r["encoder"]: r for r in rows if r.get("variant") == "default" and r.get("encoder") in ENCODER_NAMES.values()
-    }
+    stacked = {r["encoder"]: r for r in rows if r.get("variant") == "default" and r.get("encoder") in ON_SHIPPED}
     ft, both = stacked.get(ENCODER_NAMES["ft-MiniLM"]), stacked.get(ENCODER_NAMES["ft-MiniLM+mpnet"])
     if ft and both:
         notes.append(

@@ -111,10 +111,9 @@ def pair_vectors(base, s: SessionData, prev_tokens: int = 48, max_length: int = 
             n = len(ids[i])
             x[b, :n] = torch.tensor(ids[i])
             am[b, :n] = 1
-            tt[b, seg[i] : n] = 1 if seg[i] > 1 else 0
-            own[b, seg[i] : n] = 1
-            if seg[i] == 1:
-                own[b, :n] = 1
+            start = seg[i] if seg[i] > 1 else 0  # no bid before it: the utterance alone, all its tokens
+            own[b, start:n] = 1
+            tt[b, start:n] = int(start > 0)
         h = base.model(input_ids=x, attention_mask=am, token_type_ids=tt).last_hidden_state
         v = (h * own.unsqueeze(-1)).sum(1) / own.sum(1, keepdim=True)
         out[idx] = v.numpy()
